@@ -1,0 +1,303 @@
+"""The model card (README.md) of a DEMS-ViT checkpoint: YAML metadata the Hub reads, a usage snippet, the training
+recipe and results, and the paper citation.
+
+Used by `push_to_hub.py` and by training to write the card next to the weights. Only the standard library and
+huggingface_hub's card classes are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+PAPER_TITLE = "Data-efficient multi-scale fusion vision transformer"
+PAPER_URL = "https://doi.org/10.1016/j.patcog.2024.111305"
+REFERENCE_CODE_URL = "https://github.com/visresearch/dems"
+CITATION = """@article{tang2025dems,
+  title   = {Data-efficient multi-scale fusion vision transformer},
+  author  = {Tang, Hao and Liu, Dawei and Shen, Chengchao},
+  journal = {Pattern Recognition},
+  volume  = {161},
+  pages   = {111305},
+  year    = {2025},
+  doi     = {10.1016/j.patcog.2024.111305}
+}"""
+
+DEFAULT_TAGS = ["image-classification", "vision", "vision-transformer", "dems", "dems-vit", "custom_code"]
+
+# Where the top-1 / top-5 accuracy can sit in a results dict, best first. Trainer prefixes metrics with the split
+# ("eval_", "test_"); train.py may name top-1 "top1" or plain "accuracy".
+TOP1_KEYS = ("top1", "top1_accuracy", "top_1_accuracy", "accuracy", "acc1", "acc")
+TOP5_KEYS = ("top5", "top5_accuracy", "top_5_accuracy", "acc5")
+SPLIT_PREFIXES = ("eval_", "test_", "validation_", "val_", "")
+
+# Keys of Trainer's save_metrics that describe speed, not quality: left out of the card's metrics table.
+_NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "total_flos")
+
+RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
+
+# A Hub dataset id: "name" or "owner/name". A local path (imagefolder) is not one and stays out of the metadata.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def read_results(folder: str | os.PathLike) -> dict | None:
+    """Merge the metrics files that Trainer's `save_metrics` writes into `folder` (all_results.json wins on a
+    clash, as it is written last). Returns None when there are none."""
+    merged: dict = {}
+    for name in reversed(RESULT_FILES):  # lowest priority first
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict):
+                merged.update(data)
+    return merged or None
+
+
+def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, float] | None:
+    """First `(key, value)` of `results` whose key is one of `names` under a split prefix; None if absent."""
+    if not results:
+        return None
+    for prefix in SPLIT_PREFIXES:
+        for name in names:
+            value = results.get(prefix + name)
+            if _is_number(value):
+                return prefix + name, float(value)
+    return None
+
+
+def render_model_card(
+    *,
+    model_name: str,
+    dataset: str | None = None,
+    recipe: dict | None = None,
+    results: dict | None = None,
+    config,
+    repo_id: str | None = None,
+    license: str = "apache-2.0",
+    base_model: str | None = None,
+    num_parameters: int | None = None,
+    extra_tags: list[str] | None = None,
+) -> str:
+    """README.md text for a DEMS-ViT image classifier.
+
+    Args:
+        model_name: the model's name, shown as the title and in the model-index.
+        dataset: a Hub data set id (goes into the `datasets` metadata) or a local folder (named in the text only).
+        recipe: training hyper-parameters, shown as a table.
+        results: metrics as Trainer writes them (`eval_top1`, `eval_top5`, `eval_accuracy`, ...). Top-1/top-5
+            accuracy go into the metadata's model-index, every quality metric into a table.
+        config: the model's `DemsConfig` (or its dict).
+        repo_id: where the model lives on the Hub, used in the usage snippet.
+        license: SPDX-like license id of the weights.
+        base_model: Hub id of the checkpoint this one was fine-tuned from, if any.
+        num_parameters: parameter count, shown in the architecture summary.
+        extra_tags: tags added to the defaults.
+    """
+    cfg = _config_dict(config)
+    hub_dataset = dataset if _is_hub_dataset_id(dataset) else None
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        license=license,
+        datasets=[hub_dataset] if hub_dataset else None,
+        metrics=_metric_names(results),
+        tags=_dedupe(DEFAULT_TAGS + list(extra_tags or [])),
+        base_model=base_model,
+        model_name=model_name,
+        eval_results=_eval_results(results, dataset) or None,
+    )
+    sections = [
+        f"# {model_name}",
+        _intro(cfg, dataset, base_model),
+        _architecture_section(cfg, num_parameters),
+        _usage_section(repo_id or f"your-username/{model_name}"),
+        _results_section(results),
+        _recipe_section(recipe),
+        _citation_section(),
+    ]
+    body = "\n\n".join(s for s in sections if s)
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}\n")
+    return str(card)
+
+
+def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
+    text = (
+        f"A DEMS-ViT image classifier: the data-efficient multi-scale fusion vision transformer of Tang, Liu and "
+        f"Shen, [\"{PAPER_TITLE}\"]({PAPER_URL}) (Pattern Recognition 161, 2025; reference code: "
+        f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
+    )
+    if dataset:
+        shown = dataset if _is_hub_dataset_id(dataset) else os.path.basename(os.path.normpath(dataset))
+        link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
+        text += f" It was trained on {link}"
+        text += f", fine-tuned from [{base_model}](https://huggingface.co/{base_model})." if base_model else "."
+    elif base_model:
+        text += f" It was fine-tuned from [{base_model}](https://huggingface.co/{base_model})."
+    return text
+
+
+def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
+    if not cfg:
+        return ""
+    rows = [
+        ("image size", cfg.get("image_size")),
+        ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
+        ("width", cfg.get("hidden_size")),
+        ("blocks", cfg.get("num_hidden_layers")),
+        ("attention heads", cfg.get("num_attention_heads")),
+        ("merge before blocks", cfg.get("merge_layers")),
+        ("tokens per region after each merge", cfg.get("num_merged_tokens")),
+        ("classes", _num_labels(cfg)),
+    ]
+    if num_parameters is not None:
+        rows.append(("parameters", f"{num_parameters:,}"))
+    lines = ["## Model", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in rows if value is not None]
+    lines += [
+        "",
+        "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
+        "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
+    ]
+    return "\n".join(lines)
+
+
+def _usage_section(repo: str) -> str:
+    return f"""## How to use
+
+The model code ships with the weights, so loading needs `trust_remote_code=True` (or, with the `dems` package
+installed, `import modeling_dems` first and no remote code at all).
+
+```python
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+processor = AutoImageProcessor.from_pretrained("{repo}", trust_remote_code=True)
+model = AutoModelForImageClassification.from_pretrained("{repo}", trust_remote_code=True)
+
+image = Image.open("image.png").convert("RGB")
+inputs = processor(images=image, return_tensors="pt")
+with torch.no_grad():
+    logits = model(**inputs).logits
+print(model.config.id2label[logits.argmax(-1).item()])
+
+# or in one line
+classifier = pipeline("image-classification", model="{repo}", trust_remote_code=True)
+print(classifier("image.png"))
+```"""
+
+
+def _results_section(results: Mapping | None) -> str:
+    quality = {k: v for k, v in (results or {}).items() if _is_number(v) and not k.endswith(_NOISE_SUFFIXES)}
+    if not quality:
+        return ""
+    lines = ["## Results", ""]
+    for label, keys in (("Top-1", TOP1_KEYS), ("Top-5", TOP5_KEYS)):
+        found = find_metric(results, keys)
+        if found:
+            lines.append(f"- **{label} accuracy**: {_percent(found[1])} (`{found[0]}`)")
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(quality.items())]
+    return "\n".join(lines)
+
+
+def _recipe_section(recipe: Mapping | None) -> str:
+    if not recipe:
+        return ""
+    lines = ["## Training", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in recipe.items() if v is not None]
+    return "\n".join(lines)
+
+
+def _citation_section() -> str:
+    return f"## Citation\n\n```bibtex\n{CITATION}\n```"
+
+
+def _eval_results(results: Mapping | None, dataset: str | None) -> list[EvalResult]:
+    """Top-1 / top-5 accuracy as model-index entries (the Hub's evaluation widget). The model-index needs a data
+    set; a local one is named by its folder."""
+    entries = []
+    name = _dataset_name(dataset)
+    for label, keys in (("Top-1 accuracy", TOP1_KEYS), ("Top-5 accuracy", TOP5_KEYS)):
+        found = find_metric(results, keys)
+        if found is None:
+            continue
+        key, value = found
+        entries.append(
+            EvalResult(
+                task_type="image-classification",
+                task_name="Image Classification",
+                dataset_type=dataset if _is_hub_dataset_id(dataset) else name,
+                dataset_name=name,
+                dataset_split=_split_of(key),
+                metric_type="accuracy",
+                metric_name=label,
+                metric_value=round(value, 6),
+            )
+        )
+    return entries
+
+
+def _metric_names(results: Mapping | None) -> list[str] | None:
+    return ["accuracy"] if find_metric(results, TOP1_KEYS) or find_metric(results, TOP5_KEYS) else None
+
+
+def _split_of(key: str) -> str | None:
+    for prefix, split in (("eval_", "validation"), ("validation_", "validation"), ("val_", "validation")):
+        if key.startswith(prefix):
+            return split
+    return "test" if key.startswith("test_") else None
+
+
+def _dataset_name(dataset: str | None) -> str:
+    if not dataset:
+        return "evaluation set"
+    return dataset if _is_hub_dataset_id(dataset) else os.path.basename(os.path.normpath(dataset))
+
+
+def _is_hub_dataset_id(dataset: str | None) -> bool:
+    return bool(dataset) and _HUB_ID.match(dataset) is not None and not os.path.exists(dataset)
+
+
+def _config_dict(config) -> dict:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    return config.to_dict()
+
+
+def _num_labels(cfg: dict) -> int | None:
+    id2label = cfg.get("id2label")
+    return len(id2label) if id2label else cfg.get("num_labels")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _percent(value: float) -> str:
+    # Trainer metrics are fractions; a value above 1 was already given in percent.
+    return f"{value * 100:.2f} %" if value <= 1.0 else f"{value:.2f} %"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value).replace("|", "\\|")
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+__all__ = ["CITATION", "find_metric", "read_results", "render_model_card"]
