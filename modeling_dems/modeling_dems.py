@@ -1,0 +1,543 @@
+"""PyTorch DEMS-ViT: the data-efficient multi-scale fusion vision transformer (Tang, Liu, Shen, Pattern Recognition
+161, 2025).
+
+An image is embedded at four patch sizes (p, 2p, 4p, 8p). The tokens are regrouped so that each 8p region carries
+its finer tokens along (64 + 16 + 4 + 1 = 85 per region), a class token is prepended, and a pre-norm transformer
+runs over them. Twice during the encoder each region's tokens are fused into fewer ones by a learned soft
+assignment (`DemsTokenMerger`). ARCHITECTURE.md in the project's spec states every detail reproduced here.
+
+This file only imports torch, transformers and its configuration next to it, so that it can be shipped as remote code.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+import transformers.initialization as init
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+
+try:  # shipped as remote code: the configuration file lies next to this one
+    from .configuration_dems import DemsConfig
+except ImportError:  # inside the project, where the configuration is a package of its own
+    from configuration_dems.configuration_dems import DemsConfig
+
+
+# Patch side of each scale in units of the base patch p, finest first, and the side (in tokens) of one region's
+# block at that scale: the coarsest patch, 8p, is one region.
+SCALE_FACTORS = (1, 2, 4, 8)
+REGION_SIDES = tuple(8 // f for f in SCALE_FACTORS)
+
+
+def sincos_position_embedding_2d(
+    height: int, width: int, dim: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Fixed 2-D sin-cos embedding of a `height x width` token grid in row-major order: `(height * width, dim)`.
+
+    Token `t` at row `r`, column `c` gets `[sin(r w), cos(r w), sin(c w), cos(c w)]` with
+    `w_k = 10000^(-k / (dim / 4))`, `k = 0 .. dim/4 - 1`. Computed in float64, as the reference does with NumPy,
+    and only then cast, so that the rounding matches.
+    """
+    quarter = dim // 4
+    work_dtype = torch.float32 if device is not None and torch.device(device).type == "mps" else torch.float64
+    omega = 1.0 / 10000 ** (torch.arange(quarter, device=device, dtype=work_dtype) / quarter)
+    rows = torch.arange(height, device=device, dtype=work_dtype).repeat_interleave(width)
+    cols = torch.arange(width, device=device, dtype=work_dtype).repeat(height)
+    row_angles, col_angles = torch.outer(rows, omega), torch.outer(cols, omega)
+    embedding = torch.cat([row_angles.sin(), row_angles.cos(), col_angles.sin(), col_angles.cos()], dim=1)
+    return embedding.to(dtype)
+
+
+def group_grid_by_region(grid: torch.Tensor, region_side: int) -> torch.Tensor:
+    """Regroup a channels-first token grid `(batch, dim, H, W)` into regions: `(batch, num_regions, n * n, dim)`.
+
+    With `n = region_side`, region `(i, j)` (numbered row-major) holds the grid tokens of rows `i*n .. i*n+n-1` and
+    columns `j*n .. j*n+n-1`, taken row-major. This is a pure view + permute: no index tensors.
+    """
+    batch, dim, height, width = grid.shape
+    regions_h, regions_w = height // region_side, width // region_side
+    grid = grid.view(batch, dim, regions_h, region_side, regions_w, region_side)
+    # -> (batch, region row, region col, row in region, col in region, dim)
+    grid = grid.permute(0, 2, 4, 3, 5, 1)
+    return grid.reshape(batch, regions_h * regions_w, region_side * region_side, dim)
+
+
+def regional_position_embedding(
+    height: int, width: int, config: DemsConfig, device=None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The four scales' sin-cos embeddings for a `height x width` image, in the model's regional token order:
+    `(1, num_regions * 85, hidden_size)`. Adding it after the regrouping equals adding each scale's embedding in
+    natural grid order before it (the regrouping only permutes tokens)."""
+    per_scale = []
+    for factor, side in zip(SCALE_FACTORS, REGION_SIDES, strict=True):
+        grid_h, grid_w = height // (config.patch_size * factor), width // (config.patch_size * factor)
+        table = sincos_position_embedding_2d(grid_h, grid_w, config.hidden_size, device=device, dtype=dtype)
+        table = table.T.reshape(1, config.hidden_size, grid_h, grid_w)
+        per_scale.append(group_grid_by_region(table, side))
+    return torch.cat(per_scale, dim=2).flatten(1, 2)
+
+
+class DemsPatchEmbedding(nn.Module):
+    """One convolution with kernel = stride = the patch side: `(B, C, H, W) -> (B, D, H / patch, W / patch)`."""
+
+    def __init__(self, config: DemsConfig, patch: int):
+        super().__init__()
+        self.projection = nn.Conv2d(config.num_channels, config.hidden_size, kernel_size=patch, stride=patch)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.projection(pixel_values)
+
+
+class DemsFactorizedPatchEmbedding(nn.Module):
+    """The reference's cheap embedding for the large patches (4p, 8p): two depthwise convolutions shrink each
+    `patch x patch` block to one pixel per channel (kernel patch/4, then 4), then a 1x1 convolution widens it to D.
+    `(B, C, H, W) -> (B, D, H / patch, W / patch)`."""
+
+    def __init__(self, config: DemsConfig, patch: int):
+        super().__init__()
+        channels = config.num_channels
+        self.depthwise1 = nn.Conv2d(channels, channels, patch // 4, stride=patch // 4, groups=channels, bias=False)
+        self.depthwise2 = nn.Conv2d(channels, channels, 4, stride=4, groups=channels, bias=False)
+        self.pointwise = nn.Conv2d(channels, config.hidden_size, kernel_size=1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise2(self.depthwise1(pixel_values)))
+
+
+class DemsEmbeddings(nn.Module):
+    """Embeds the image at the four scales, adds the fixed sin-cos position embeddings, regroups the tokens by region
+    and prepends the class token: `(B, C, H, W) -> (B, 1 + 85 R, D)`, `R = (H / 8p) * (W / 8p)`."""
+
+    def __init__(self, config: DemsConfig):
+        super().__init__()
+        self.config = config
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.patch_embeddings = nn.ModuleList(
+            [DemsPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[:2]]
+            + [DemsFactorizedPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[2:]]
+        )
+        # The embedding at the configured image size, already in regional order. It is a formula, not a weight: it is
+        # not saved, and `_init_weights` fills it. Other sizes are computed on the fly.
+        self.register_buffer(
+            "position_embeddings",
+            regional_position_embedding(config.image_size, config.image_size, config),
+            persistent=False,
+        )
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        height, width = pixel_values.shape[-2:]
+        scales = zip(self.patch_embeddings, REGION_SIDES, strict=True)
+        tokens = torch.cat([group_grid_by_region(embed(pixel_values), side) for embed, side in scales], dim=2)
+        tokens = tokens.flatten(1, 2)
+        if height == width == self.config.image_size:
+            position = self.position_embeddings
+        else:
+            position = regional_position_embedding(height, width, self.config, tokens.device, tokens.dtype)
+        tokens = tokens + position
+        cls_tokens = self.cls_token.expand(tokens.shape[0], -1, -1)
+        return self.dropout(torch.cat([cls_tokens, tokens], dim=1))
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention over `(B, heads, N, head_dim)` inputs; returns `(B, N, heads, head_dim)` and the
+    attention probabilities `(B, heads, N, N)`, the layout of transformers' attention functions."""
+    scores = torch.matmul(query, key.transpose(-2, -1)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = scores.softmax(dim=-1)
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    return torch.matmul(probs, value).transpose(1, 2), probs
+
+
+class DemsSelfAttention(nn.Module):
+    """Multi-head self-attention with one fused query/key/value projection (the reference's `qkv`)."""
+
+    def __init__(self, config: DemsConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
+        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, dim = hidden_states.shape
+        # (B, N, 3D) -> (3, B, heads, N, head_dim): q, k, v each contiguous per head as in the reference.
+        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        attention: Callable = eager_attention_forward
+        if implementation != "eager":
+            attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        context, probs = attention(
+            self,
+            query,
+            key,
+            value,
+            None,
+            scaling=self.scaling,
+            dropout=self.attention_dropout if self.training else 0.0,
+            is_causal=False,
+        )
+        context = self.proj_dropout(self.proj(context.reshape(batch, length, dim)))
+        return context, probs
+
+
+class DemsMLP(nn.Module):
+    def __init__(self, config: DemsConfig, mlp_ratio: float):
+        super().__init__()
+        hidden = int(config.hidden_size * mlp_ratio)
+        self.fc1 = nn.Linear(config.hidden_size, hidden)
+        self.activation = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(hidden, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dropout(self.activation(self.fc1(hidden_states)))
+        return self.dropout(self.fc2(hidden_states))
+
+
+class DemsDropPath(nn.Module):
+    """Stochastic depth: in training, drops the residual branch of whole samples with probability `drop_prob` and
+    rescales the kept ones by `1 / (1 - drop_prob)`."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return hidden_states
+        keep_prob = 1.0 - self.drop_prob
+        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
+        mask = hidden_states.new_empty(shape).bernoulli_(keep_prob)
+        return hidden_states * mask / keep_prob
+
+    def extra_repr(self) -> str:
+        return f"p={self.drop_prob}"
+
+
+class DemsLayer(GradientCheckpointingLayer):
+    """Pre-norm transformer block: `x + DropPath(Attn(LN(x)))`, then `x + DropPath(MLP(LN(x)))`."""
+
+    def __init__(self, config: DemsConfig, mlp_ratio: float, drop_path: float):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = DemsSelfAttention(config)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = DemsMLP(config, mlp_ratio)
+        self.drop_path = DemsDropPath(drop_path)
+
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attention_output, probs = self.attention(self.layernorm_before(hidden_states), output_attentions)
+        hidden_states = hidden_states + self.drop_path(attention_output)
+        hidden_states = hidden_states + self.drop_path(self.mlp(self.layernorm_after(hidden_states)))
+        return hidden_states, probs
+
+
+class DemsTokenMerger(nn.Module):
+    """Regional cross-scale interaction: fuses the N tokens of each region into M with a learned soft assignment.
+
+    `(B, R, N, D) -> (B, R, M, D)`. Scores come from an MLP over the normalised tokens (`D -> 2D -> D/2 -> M`);
+    a softmax over the N tokens, sharpened by a learned `scale`, makes each new token a convex mix of the region's
+    un-normalised tokens.
+    """
+
+    def __init__(self, config: DemsConfig, num_output_tokens: int):
+        super().__init__()
+        dim = config.hidden_size
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.fc2 = nn.Linear(2 * dim, dim // 2)
+        self.fc3 = nn.Linear(dim // 2, num_output_tokens)
+        self.activation = ACT2FN[config.hidden_act]
+        self.scale = nn.Parameter(torch.ones(1, 1, 1, 1))
+
+    def forward(self, region_tokens: torch.Tensor) -> torch.Tensor:
+        scores = self.activation(self.fc1(self.norm(region_tokens)))
+        scores = self.fc3(self.activation(self.fc2(scores)))
+        assignment = (scores * self.scale).softmax(dim=2)  # (B, R, N, M), normalised over the region's N tokens
+        return torch.matmul(assignment.transpose(2, 3), region_tokens)
+
+
+class DemsEncoder(nn.Module):
+    """The transformer blocks, with a `DemsTokenMerger` before each block named in `config.merge_layers`."""
+
+    def __init__(self, config: DemsConfig):
+        super().__init__()
+        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        # merge_layers are 1-based block numbers: merge k runs before layers[merge_layers[k] - 1].
+        stage_starts = [m - 1 for m in config.merge_layers]
+        self.layers = nn.ModuleList(
+            [
+                DemsLayer(config, config.mlp_ratios[sum(i >= s for s in stage_starts)], drop_path_rates[i])
+                for i in range(config.num_hidden_layers)
+            ]
+        )
+        self.mergers = nn.ModuleList([DemsTokenMerger(config, m) for m in config.num_merged_tokens])
+        self.merger_before_layer = {start: k for k, start in enumerate(stage_starts)}
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        num_regions: int,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for index, layer in enumerate(self.layers):
+            if index in self.merger_before_layer:
+                hidden_states = self._merge(hidden_states, self.mergers[self.merger_before_layer[index]], num_regions)
+            hidden_states, probs = layer(hidden_states, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (probs,)
+        return hidden_states, all_hidden_states, all_attentions
+
+    @staticmethod
+    def _merge(hidden_states: torch.Tensor, merger: DemsTokenMerger, num_regions: int) -> torch.Tensor:
+        batch, _, dim = hidden_states.shape
+        # The class token passes through; the patch tokens are already laid out region after region.
+        regions = hidden_states[:, 1:].reshape(batch, num_regions, -1, dim)
+        return torch.cat([hidden_states[:, :1], merger(regions).flatten(1, 2)], dim=1)
+
+
+class DemsPreTrainedModel(PreTrainedModel):
+    config_class = DemsConfig
+    config: DemsConfig
+    base_model_prefix = "dems"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["DemsEmbeddings", "DemsLayer"]
+    _supports_sdpa = True
+    _can_compile_fullgraph = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """The reference's init: truncated normal (std `initializer_range`) for every linear weight and the class
+        token, zero biases, unit LayerNorms, PyTorch's default for the convolutions, merge scales at 1."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            # What nn.Conv2d.reset_parameters does, through the guarded init functions so that loaded weights stay.
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, DemsEmbeddings):
+            init.trunc_normal_(module.cls_token, std=std)
+            size = self.config.image_size
+            init.copy_(module.position_embeddings, regional_position_embedding(size, size, self.config))
+        elif isinstance(module, DemsTokenMerger):
+            init.ones_(module.scale)
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor | None) -> torch.Tensor:
+        """Reject malformed input here, with the rule it breaks, rather than as a shape error deep inside."""
+        config = self.config
+        if pixel_values is None:
+            raise ValueError("pixel_values is required: a float tensor of shape (batch, channels, height, width).")
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(
+                f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}; "
+                "use DemsImageProcessor(..., return_tensors='pt')."
+            )
+        if pixel_values.ndim != 4:
+            raise ValueError(
+                f"pixel_values must be 4-D (batch, channels, height, width), got shape {tuple(pixel_values.shape)}; "
+                "for a single image add a batch dimension (pixel_values[None])."
+            )
+        batch, channels, height, width = pixel_values.shape
+        if batch == 0:
+            raise ValueError("pixel_values is an empty batch (batch size 0); pass at least one image.")
+        if channels != config.num_channels:
+            raise ValueError(
+                f"pixel_values has {channels} channels but config.num_channels={config.num_channels}; "
+                "DemsImageProcessor(num_channels=...) converts grey and RGBA images."
+            )
+        if height % config.region_size or width % config.region_size:
+            raise ValueError(
+                f"pixel_values height x width = {height} x {width}: both must be multiples of "
+                f"8 * patch_size = {config.region_size}, the coarsest patch."
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(
+                f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}; "
+                "DemsImageProcessor rescales and normalises images."
+            )
+        return pixel_values
+
+
+class DemsModel(DemsPreTrainedModel):
+    """The DEMS-ViT encoder without a head. Returns `BaseModelOutputWithPooling` whose `last_hidden_state` is the
+    normalised final sequence `(B, 1 + M R, D)` (M the last merge's tokens per region), `pooler_output` the
+    normalised class token `(B, D)`, and on request `hidden_states` (the embeddings, then each block's output,
+    before the final norm) and `attentions` (each block's `(B, heads, N, N)` probabilities)."""
+
+    def __init__(self, config: DemsConfig):
+        config.validate_architecture()
+        super().__init__(config)
+        self.embeddings = DemsEmbeddings(config)
+        self.encoder = DemsEncoder(config)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Images from [`DemsImageProcessor`]. Height and width must be multiples of `8 * patch_size`; they may
+            differ from `config.image_size`.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        pixel_values = self._check_pixel_values(pixel_values)
+        pixel_values = pixel_values.to(self.embeddings.cls_token.dtype)
+
+        num_regions = (pixel_values.shape[2] // self.config.region_size) * (
+            pixel_values.shape[3] // self.config.region_size
+        )
+        hidden_states = self.embeddings(pixel_values)
+        hidden_states, all_hidden_states, all_attentions = self.encoder(
+            hidden_states, num_regions, output_attentions, output_hidden_states
+        )
+        sequence_output = self.layernorm(hidden_states)
+        pooled_output = sequence_output[:, 0]
+        if not return_dict:
+            return tuple(
+                v for v in (sequence_output, pooled_output, all_hidden_states, all_attentions) if v is not None
+            )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled_output,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+
+
+class DemsForImageClassification(DemsPreTrainedModel):
+    """DEMS-ViT with a linear classifier on the normalised class token. Returns `ImageClassifierOutput` with
+    `logits` `(B, num_labels)` and, when `labels` are given, `loss`."""
+
+    def __init__(self, config: DemsConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.dems = DemsModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Images from [`DemsImageProcessor`].
+        labels (`torch.Tensor`, *optional*):
+            Class ids `(batch_size,)` (cross-entropy); with `config.problem_type="single_label_classification"`
+            also soft targets, float `(batch_size, num_labels)` rows summing to 1 as mixup/cutmix make them
+            (soft cross-entropy). `num_labels == 1` means regression (MSE) and float multi-hot
+            `(batch_size, num_labels)` labels without that problem type mean multi-label (BCE), as in transformers.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.dems(
+            pixel_values,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.classification_loss(logits, labels) if labels is not None else None
+        if not return_dict:
+            extra = tuple(v for v in (outputs.hidden_states, outputs.attentions) if v is not None)
+            return ((loss,) if loss is not None else ()) + (logits,) + extra
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """transformers' `problem_type` rules, plus soft targets for single-label classification. The problem type
+        inferred from one batch is not written back into the config, so that a mixup batch cannot turn a
+        single-label model into a multi-label one."""
+        labels = labels.to(logits.device)
+        problem_type = self.config.problem_type
+        if problem_type is None:
+            if self.num_labels == 1:
+                problem_type = "regression"
+            elif not labels.is_floating_point():
+                problem_type = "single_label_classification"
+            else:
+                problem_type = "multi_label_classification"
+
+        if problem_type == "regression":
+            if self.num_labels == 1:
+                return nn.functional.mse_loss(logits.squeeze(-1), labels.reshape(-1).to(logits.dtype))
+            return nn.functional.mse_loss(logits, labels.to(logits.dtype))
+        if problem_type == "multi_label_classification":
+            return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if labels.is_floating_point():
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"soft-target labels must have the logits' shape (batch, num_labels) = {tuple(logits.shape)}, "
+                    f"got {tuple(labels.shape)}."
+                )
+            log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
+            return -(labels.float() * log_probs).sum(dim=-1).mean()
+        return nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
+
+
+__all__ = [
+    "DemsForImageClassification",
+    "DemsModel",
+    "DemsPreTrainedModel",
+    "group_grid_by_region",
+    "regional_position_embedding",
+    "sincos_position_embedding_2d",
+]
