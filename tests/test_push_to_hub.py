@@ -1,0 +1,411 @@
+"""push_to_hub.py: the exported folder loads without the project (remote code) and with it (registration), the
+upload sends that same folder, and each failure is one clear line.
+
+The Hub is never contacted: uploads go to mocks of HfApi's methods, or to a closed local port for the
+unreachable case.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import HfApi
+from PIL import Image
+
+from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# push_to_hub.py is a top-level script, not part of the installed packages: load it from the checkout.
+_spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
+push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(push_to_hub)
+LABELS = ["cat", "dog", "bird"]
+SECRET = "hf_push_test_secret_0123456789"
+
+
+def tiny_config() -> DemsConfig:
+    return DemsConfig(
+        image_size=16,
+        patch_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        merge_layers=[1, 2],
+        num_merged_tokens=[8, 4],
+        num_labels=3,
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A train.py-like output folder of a tiny model after a few optimizer steps, and the model itself."""
+    torch.manual_seed(0)
+    model = DemsForImageClassification(tiny_config())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(4):
+        pixels, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 3, (8,))
+        model(pixel_values=pixels, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    folder = tmp_path_factory.mktemp("train_output")
+    model.save_pretrained(folder)
+    DemsImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    (folder / "all_results.json").write_text(json.dumps({"eval_top1": 0.625, "eval_top5": 1.0, "eval_loss": 1.05}))
+    return model, folder
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    _, folder = trained
+    out = tmp_path_factory.mktemp("export") / "dems-tiny-test"
+    code = push_to_hub.main([str(folder), "--local_dir", str(out), "--repo_id", "me/dems-tiny-test"])
+    assert code == 0
+    return out
+
+
+def run_main(capsys, *argv):
+    code = push_to_hub.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("push_to_hub.py: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# --------------------------------------------------------------------------------------------- the exported folder
+
+
+def test_export_writes_the_hub_folder(exported):
+    names = sorted(p.name for p in exported.iterdir())
+    assert names == [
+        "README.md",
+        "all_results.json",
+        "config.json",
+        "configuration_dems.py",
+        "image_processing_dems.py",
+        "model.safetensors",
+        "modeling_dems.py",
+        "preprocessor_config.json",
+    ]
+    config = json.loads((exported / "config.json").read_text())
+    assert config["model_type"] == "dems"
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_dems.DemsConfig",
+        "AutoModel": "modeling_dems.DemsModel",
+        "AutoModelForImageClassification": "modeling_dems.DemsForImageClassification",
+    }
+    processor = json.loads((exported / "preprocessor_config.json").read_text())
+    assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}
+
+
+def test_exported_code_is_the_project_source(exported):
+    # Copied at export time from the installed project, byte for byte: no second copy to drift.
+    sources = {
+        "configuration_dems.py": REPO_ROOT / "configuration_dems" / "configuration_dems.py",
+        "modeling_dems.py": REPO_ROOT / "modeling_dems" / "modeling_dems.py",
+        "image_processing_dems.py": REPO_ROOT / "modeling_dems" / "image_processing_dems.py",
+    }
+    for name, source in sources.items():
+        assert (exported / name).read_bytes() == source.read_bytes(), name
+
+
+def test_loads_without_the_project_through_remote_code(trained, exported, tmp_path):
+    """A fresh interpreter that cannot import the project, offline, gets the original's logits."""
+    model, _ = trained
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    np.save(tmp_path / "pixels.npy", pixels.numpy())
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (20, 24, 3), dtype=np.uint8))
+    image.save(tmp_path / "image.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "HUGGING"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    out = tmp_path / "loaded.json"
+    helper = Path(__file__).with_name("push_isolated_load.py")
+    argv = [sys.executable, "-I", str(helper), str(exported), str(tmp_path / "pixels.npy"), str(tmp_path / "image.png")]
+    proc = subprocess.run([*argv, str(out)], cwd=run_dir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = json.loads(out.read_text())
+
+    # Everything came from the folder's code, none from the project.
+    assert loaded["project_modules"] == []
+    for key in ("config_class", "processor_class", "model_class"):
+        assert loaded[key].startswith("transformers_modules."), loaded[key]
+    assert loaded["model_class"].endswith("modeling_dems.DemsForImageClassification")
+
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).logits
+        processed = DemsImageProcessor.from_pretrained(exported)(images=image, return_tensors="pt")["pixel_values"]
+        expected_image = model(pixel_values=processed).logits
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(loaded["processed"]), processed, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(loaded["image_logits"]), expected_image, rtol=0, atol=1e-6)
+
+    probabilities = expected_image.softmax(-1)[0]
+    pipeline_scores = {p["label"]: p["score"] for p in loaded["pipeline"]}
+    assert set(pipeline_scores) == set(LABELS)
+    for index, name in enumerate(LABELS):
+        assert pipeline_scores[name] == pytest.approx(probabilities[index].item(), abs=1e-5)
+
+
+def test_loads_without_trust_remote_code_when_the_project_is_importable(trained, exported):
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+    model, _ = trained
+    config = AutoConfig.from_pretrained(exported)
+    processor = AutoImageProcessor.from_pretrained(exported)
+    loaded = AutoModelForImageClassification.from_pretrained(exported).eval()
+    # The registered project classes, not the folder's copies.
+    assert type(config) is DemsConfig
+    assert type(processor) is DemsImageProcessor
+    assert type(loaded) is DemsForImageClassification
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=pixels).logits, model(pixel_values=pixels).logits)
+    classifier = pipeline("image-classification", model=str(exported))
+    assert type(classifier.model) is DemsForImageClassification
+    predictions = classifier(Image.new("RGB", (16, 16), (200, 30, 30)))
+    assert {p["label"] for p in predictions} == set(LABELS)
+
+
+def test_card_carries_the_training_results(exported):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(exported / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == "image-classification"
+    metrics = {m["name"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"Top-1 accuracy": 0.625, "Top-5 accuracy": 1.0}
+    assert 'from_pretrained("me/dems-tiny-test", trust_remote_code=True)' in card.text
+    assert "Pattern Recognition" in card.text
+
+
+def test_local_dir_is_not_overwritten_without_asking(trained, tmp_path, capsys):
+    _, folder = trained
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    code, out, err = run_main(capsys, folder, "--local_dir", target)
+    assert_one_line_error(code, err, "is not empty", "--overwrite")
+    assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+
+    code, out, err = run_main(capsys, folder, "--local_dir", target, "--overwrite")
+    assert code == 0, err
+    assert not (target / "keep.txt").exists()
+    assert (target / "model.safetensors").is_file()
+    assert "nothing uploaded" in out
+
+
+def test_labels_option_names_the_classes(trained, tmp_path, capsys):
+    _, folder = trained
+    target = tmp_path / "relabelled"
+    code, _, err = run_main(capsys, folder, "--local_dir", target, "--labels", "ant,bee,cow")
+    assert code == 0, err
+    assert json.loads((target / "config.json").read_text())["id2label"] == {"0": "ant", "1": "bee", "2": "cow"}
+    code, _, err = run_main(capsys, folder, "--local_dir", tmp_path / "bad", "--labels", "ant,bee")
+    assert_one_line_error(code, err, "--labels gives 2 names but the model has 3 classes")
+
+
+# ------------------------------------------------------------------------------------------------------ uploads
+
+
+@pytest.fixture
+def token_env(monkeypatch, tmp_path):
+    """A token in HF_TOKEN only; no cached login, no OIDC."""
+    import huggingface_hub.constants as hub_constants
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(tmp_path / "no_cached_token"))
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    return SECRET
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """HfApi's write calls replaced by recorders; the uploaded folder is snapshot while it exists."""
+    calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create_repo", repo_id, kwargs, self.token))
+        return f"https://huggingface.co/{repo_id}"
+
+    def create_branch(self, repo_id, **kwargs):
+        calls.append(("create_branch", repo_id, kwargs, self.token))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        calls.append(("upload_folder", repo_id, {**kwargs, "files": files}, self.token))
+        return types.SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/abc123", pr_url=None)
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_branch", create_branch)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_upload_sends_the_exported_folder(trained, exported, token_env, fake_hub, capsys):
+    _, folder = trained
+    code, out, err = run_main(
+        capsys,
+        folder,
+        "--repo_id",
+        "me/dems-tiny-test",
+        "--private",
+        "--revision",
+        "v1",
+        "--commit_message",
+        "first model",
+    )
+    assert code == 0, err
+    assert [c[0] for c in fake_hub] == ["create_repo", "create_branch", "upload_folder"]
+    assert all(c[1] == "me/dems-tiny-test" and c[3] == SECRET for c in fake_hub)
+    assert fake_hub[0][2]["private"] is True and fake_hub[0][2]["exist_ok"] is True
+    assert fake_hub[1][2]["branch"] == "v1"
+    upload = fake_hub[2][2]
+    assert upload["revision"] == "v1" and upload["commit_message"] == "first model"
+    # Exactly what --local_dir writes, byte for byte, and the token in none of it.
+    files = upload["files"]
+    assert sorted(files) == sorted(p.name for p in exported.iterdir())
+    for name, content in files.items():
+        assert content == (exported / name).read_bytes(), name
+        assert SECRET.encode() not in content
+    assert "https://huggingface.co/me/dems-tiny-test/commit/abc123" in out
+    assert SECRET not in out + err
+
+
+def test_dry_run_uploads_nothing(trained, token_env, fake_hub, capsys):
+    _, folder = trained
+    code, out, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test", "--dry_run")
+    assert code == 0, err
+    assert fake_hub == []
+    assert "dry run" in out and "model.safetensors" in out and "nothing uploaded" in out
+
+
+def test_error_no_token(trained, token_env, fake_hub, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN")
+    _, folder = trained
+    code, out, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test")
+    assert_one_line_error(code, err, "no Hugging Face token", "HF_TOKEN", "hf auth login", "nothing was uploaded")
+    assert fake_hub == []
+    assert out == ""
+
+
+def test_error_hub_unreachable(trained, token_env, monkeypatch, capsys):
+    # A real connection attempt, to a local port where nothing listens.
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:9")
+    _, folder = trained
+    code, out, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test")
+    assert_one_line_error(code, err, "could not reach the Hugging Face Hub", "127.0.0.1:9", "nothing was uploaded")
+    assert "uploaded" not in out
+    assert SECRET not in out + err
+
+
+def test_error_upload_interrupted(trained, token_env, fake_hub, monkeypatch, capsys):
+    """The repository was created but the commit failed: said so, not claimed as done."""
+    import httpx2
+
+    def failing_upload(self, **kwargs):
+        raise httpx2.ConnectError(f"connection reset while sending with {SECRET}")
+
+    monkeypatch.setattr(HfApi, "upload_folder", failing_upload)
+    _, folder = trained
+    code, out, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test")
+    assert_one_line_error(code, err, "to upload the files", "ConnectError", "nothing was uploaded")
+    assert SECRET not in out + err
+    assert "uploaded" not in out
+
+
+def test_error_token_refused(trained, token_env, fake_hub, monkeypatch, capsys):
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    def refuse(self, repo_id, **kwargs):
+        request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+        raise HfHubHTTPError("401 Unauthorized: invalid token", response=httpx2.Response(401, request=request))
+
+    monkeypatch.setattr(HfApi, "create_repo", refuse)
+    _, folder = trained
+    code, _, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test")
+    assert_one_line_error(code, err, "refused to create the repository", "write access", "nothing was uploaded")
+
+
+# ------------------------------------------------------------------------------------------------- input errors
+
+
+def test_error_folder_without_weights(trained, tmp_path, capsys):
+    _, folder = trained
+    broken = tmp_path / "no_weights"
+    broken.mkdir()
+    (broken / "config.json").write_bytes((folder / "config.json").read_bytes())
+    code, _, err = run_main(capsys, broken, "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "has no model weights", "model.safetensors")
+    assert not (tmp_path / "out").exists()
+
+
+def test_error_folder_without_config(tmp_path, capsys):
+    code, _, err = run_main(capsys, tmp_path, "--local_dir", tmp_path.parent / "out_no_config")
+    assert_one_line_error(code, err, "has no config.json")
+
+
+def test_error_config_of_another_model_type(trained, tmp_path, capsys):
+    _, folder = trained
+    other = tmp_path / "vit"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 32}))
+    (other / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    code, _, err = run_main(capsys, other, "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "'vit' model", "not a DEMS-ViT ('dems')")
+
+
+def test_error_unknown_preset(tmp_path, capsys):
+    checkpoint = tmp_path / "checkpoint.pth"
+    torch.save({"model": {}}, checkpoint)
+    code, _, err = run_main(capsys, checkpoint, "--preset", "huge-32", "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "unknown preset 'huge-32'", "small-256, small-32, tiny-256, tiny-32")
+
+
+def test_error_preset_with_a_folder(trained, tmp_path, capsys):
+    _, folder = trained
+    code, _, err = run_main(capsys, folder, "--preset", "tiny-32", "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "apply to a .pth checkpoint only")
+
+
+def test_error_nothing_to_do(trained, capsys):
+    _, folder = trained
+    code, _, err = run_main(capsys, folder)
+    assert_one_line_error(code, err, "give --repo_id to upload, or --local_dir / --dry_run")
+
+
+def test_error_remote_code_importing_the_project(tmp_path):
+    # The fallback import inside try/except passes (the loader skips try blocks); a bare one is refused.
+    good = tmp_path / "good.py"
+    good.write_text(
+        "try:\n    from .configuration_dems import X\nexcept ImportError:\n    from configuration_dems import X\n"
+    )
+    push_to_hub._check_no_project_imports(good)
+    bad = tmp_path / "bad.py"
+    bad.write_text("from configuration_dems.configuration_dems import DemsConfig\n")
+    with pytest.raises(push_to_hub.PushError, match="imports the project package"):
+        push_to_hub._check_no_project_imports(bad)
