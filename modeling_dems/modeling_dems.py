@@ -288,7 +288,10 @@ class DemsEncoder(nn.Module):
 
     def __init__(self, config: DemsConfig):
         super().__init__()
-        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        # linear from 0 at the first block to drop_path_rate at the last; plain Python so that the model can be
+        # built on the meta device
+        depth = config.num_hidden_layers
+        drop_path_rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         # merge_layers are 1-based block numbers: merge k runs before layers[merge_layers[k] - 1].
         stage_starts = [m - 1 for m in config.merge_layers]
         self.layers = nn.ModuleList(
