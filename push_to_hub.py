@@ -26,6 +26,7 @@ import argparse
 import importlib
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -176,8 +177,10 @@ def load_reference(path: Path, args: argparse.Namespace) -> Source:
 
     try:
         model = load_reference_checkpoint(str(path), preset=args.preset, num_labels=args.num_labels)
-    except (ValueError, KeyError) as error:
+    except (ValueError, KeyError) as error:  # ReferenceCheckpointError is a ValueError
         raise PushError(f"cannot convert {path}: {_one_line(error)}") from error
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # torch.load on a damaged or foreign file
+        raise PushError(f"cannot read {path} as a PyTorch checkpoint: {_one_line(error)}") from error
     processor = processor_for(model.config, image_mean=args.image_mean, image_std=args.image_std)
     return Source(model=model, processor=processor, name=path.stem)
 
@@ -223,22 +226,17 @@ def _read_results(folder: Path) -> dict | None:
 
 
 def _existing_card_meta(folder: Path) -> dict:
-    """What a card already in the folder (e.g. written by train.py) knows that the checkpoint does not: the data
-    set and the base model."""
+    """What a card already in the folder (train.py writes one) says that the checkpoint does not: data set, base
+    model, training recipe. The card is rendered again rather than copied so that it names the target repo."""
     readme = folder / "README.md"
     if not readme.is_file():
         return {}
-    from huggingface_hub import ModelCard
+    from modeling_dems.model_card import read_card_inputs
 
     try:
-        data = ModelCard.load(readme).data.to_dict()
+        return read_card_inputs(readme)
     except Exception:  # a hand-written README without valid metadata: nothing to reuse
         return {}
-    datasets = data.get("datasets") or []
-    return {
-        "dataset": datasets[0] if isinstance(datasets, list) and datasets else datasets or None,
-        "base_model": data.get("base_model"),
-    }
 
 
 # ------------------------------------------------------------------------------------------------- remote code
@@ -350,12 +348,13 @@ def render_card(source: Source, args: argparse.Namespace) -> str:
     return render_model_card(
         model_name=model_name,
         dataset=args.dataset or source.card_meta.get("dataset"),
+        recipe=source.card_meta.get("recipe"),
         results=results,
         config=source.model.config,
         repo_id=args.repo_id,
         license=args.license,
         base_model=args.base_model or source.card_meta.get("base_model"),
-        num_parameters=sum(p.numel() for p in source.model.parameters() if p.requires_grad),
+        num_parameters=sum(p.numel() for p in source.model.parameters()),
     )
 
 

@@ -40,6 +40,9 @@ SPLIT_PREFIXES = ("eval_", "test_", "validation_", "val_", "")
 # Keys of Trainer's save_metrics that describe speed, not quality: left out of the card's metrics table.
 _NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "total_flos")
 
+_RECIPE_HEADING = "## Training"
+_NO_DATASET = "evaluation set"  # model-index name when the data set is unknown
+
 RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
 
 # A Hub dataset id: "name" or "owner/name". A local path (imagefolder) is not one and stays out of the metadata.
@@ -58,6 +61,22 @@ def read_results(folder: str | os.PathLike) -> dict | None:
             if isinstance(data, dict):
                 merged.update(data)
     return merged or None
+
+
+def read_card_inputs(readme: str | os.PathLike) -> dict:
+    """What a card written by `render_model_card` knows that the checkpoint beside it does not: the data set, the
+    base model and the training recipe (as strings), so that the card can be rendered again, e.g. with a repo id.
+    Raises on a README without valid metadata."""
+    card = ModelCard.load(readme, ignore_metadata_errors=False)
+    data = card.data.to_dict()
+    datasets = data.get("datasets") or []
+    dataset = datasets[0] if isinstance(datasets, list) and datasets else (datasets or None)
+    if dataset is None:  # a local data set is only named in the model-index
+        for entry in data.get("model-index") or []:
+            for result in entry.get("results") or []:
+                name = (result.get("dataset") or {}).get("name")
+                dataset = dataset or (name if name != _NO_DATASET else None)
+    return {"dataset": dataset, "base_model": data.get("base_model"), "recipe": _read_table(card.text, _RECIPE_HEADING)}
 
 
 def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, float] | None:
@@ -204,20 +223,35 @@ def _results_section(results: Mapping | None) -> str:
         if found:
             lines.append(f"- **{label} accuracy**: {_percent(found[1])} (`{found[0]}`)")
     lines += ["", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(quality.items())]
+    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in sorted(quality.items())]
     return "\n".join(lines)
 
 
 def _recipe_section(recipe: Mapping | None) -> str:
     if not recipe:
         return ""
-    lines = ["## Training", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in recipe.items() if v is not None]
+    lines = [_RECIPE_HEADING, "", "| setting | value |", "|---|---|"]
+    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in recipe.items() if v is not None]
     return "\n".join(lines)
 
 
 def _citation_section() -> str:
     return f"## Citation\n\n```bibtex\n{CITATION}\n```"
+
+
+def _read_table(text: str, heading: str) -> dict | None:
+    """The two-column table under `heading` (as `_recipe_section` writes it) back as a dict of strings."""
+    lines = text.splitlines()
+    if heading not in lines:
+        return None
+    rows = {}
+    for line in lines[lines.index(heading) + 1 :]:
+        if line.startswith("## "):
+            break
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) == 2 and cells != ["setting", "value"] and not set(cells[0]) <= set("-: "):
+            rows[cells[0]] = cells[1]
+    return rows or None
 
 
 def _eval_results(results: Mapping | None, dataset: str | None) -> list[EvalResult]:
@@ -258,7 +292,7 @@ def _split_of(key: str) -> str | None:
 
 def _dataset_name(dataset: str | None) -> str:
     if not dataset:
-        return "evaluation set"
+        return _NO_DATASET
     return dataset if _is_hub_dataset_id(dataset) else os.path.basename(os.path.normpath(dataset))
 
 
@@ -300,4 +334,4 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["CITATION", "find_metric", "read_results", "render_model_card"]
+__all__ = ["CITATION", "find_metric", "read_card_inputs", "read_results", "render_model_card"]

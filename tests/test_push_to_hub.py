@@ -20,6 +20,7 @@ from huggingface_hub import HfApi
 from PIL import Image
 
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
+from modeling_dems.model_card import render_model_card
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_s
 _spec.loader.exec_module(push_to_hub)
 LABELS = ["cat", "dog", "bird"]
 SECRET = "hf_push_test_secret_0123456789"
+TRAIN_RECIPE = {"stage": "pretrain", "epochs": 3, "peak learning rate": 0.01}
 
 
 def tiny_config() -> DemsConfig:
@@ -62,7 +64,13 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train_output")
     model.save_pretrained(folder)
     DemsImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
-    (folder / "all_results.json").write_text(json.dumps({"eval_top1": 0.625, "eval_top5": 1.0, "eval_loss": 1.05}))
+    results = {"eval_top1_accuracy": 0.625, "eval_top5_accuracy": 1.0, "eval_loss": 1.05}
+    (folder / "all_results.json").write_text(json.dumps(results))
+    # The card train.py writes: its data set and recipe must survive into the exported card.
+    card = render_model_card(
+        model_name=folder.name, dataset="uoft-cs/cifar10", recipe=TRAIN_RECIPE, results=results, config=model.config
+    )
+    (folder / "README.md").write_text(card)
     return model, folder
 
 
@@ -95,7 +103,7 @@ def assert_one_line_error(code, err, *fragments):
 
 def test_export_writes_the_hub_folder(exported):
     names = sorted(p.name for p in exported.iterdir())
-    assert names == [
+    assert names == [  # weights, configs, code, card and Trainer's metrics; no training state
         "README.md",
         "all_results.json",
         "config.json",
@@ -193,9 +201,12 @@ def test_card_carries_the_training_results(exported):
     data = card.data.to_dict()
     assert data["library_name"] == "transformers"
     assert data["pipeline_tag"] == "image-classification"
+    assert data["datasets"] == ["uoft-cs/cifar10"]  # from train.py's card
+    assert data["model-index"][0]["name"] == "dems-tiny-test"
     metrics = {m["name"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
     assert metrics == {"Top-1 accuracy": 0.625, "Top-5 accuracy": 1.0}
     assert 'from_pretrained("me/dems-tiny-test", trust_remote_code=True)' in card.text
+    assert "| epochs | 3 |" in card.text and "| peak learning rate | 0.01 |" in card.text
     assert "Pattern Recognition" in card.text
 
 
@@ -409,3 +420,92 @@ def test_error_remote_code_importing_the_project(tmp_path):
     bad.write_text("from configuration_dems.configuration_dems import DemsConfig\n")
     with pytest.raises(push_to_hub.PushError, match="imports the project package"):
         push_to_hub._check_no_project_imports(bad)
+
+
+# -------------------------------------------------------------------------------------------------- .pth input
+
+# Our parameter names -> the reference release's (ARCHITECTURE.md, reference_state_dict.txt), to write a
+# reference-format checkpoint of a known model.
+_TO_REFERENCE = [
+    (r"dems\.embeddings\.cls_token", "cls_token"),
+    (r"dems\.embeddings\.patch_embeddings\.0\.projection\.", "patch_embed.proj."),
+    (r"dems\.embeddings\.patch_embeddings\.1\.projection\.", "patch_embed_2.proj."),
+    (r"dems\.embeddings\.patch_embeddings\.2\.depthwise1\.", "patch_embed_4.proj.proj-1."),
+    (r"dems\.embeddings\.patch_embeddings\.2\.depthwise2\.", "patch_embed_4.proj.proj-2."),
+    (r"dems\.embeddings\.patch_embeddings\.2\.pointwise\.", "patch_embed_4.proj.point_wise."),
+    (r"dems\.embeddings\.patch_embeddings\.3\.depthwise1\.", "patch_embed_8.proj.proj-1."),
+    (r"dems\.embeddings\.patch_embeddings\.3\.depthwise2\.", "patch_embed_8.proj.proj-2."),
+    (r"dems\.embeddings\.patch_embeddings\.3\.pointwise\.", "patch_embed_8.proj.point_wise."),
+    (r"dems\.encoder\.layers\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+    (r"dems\.encoder\.layers\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+    (r"dems\.encoder\.layers\.(\d+)\.attention\.", r"blocks.\1.attn."),
+    (r"dems\.encoder\.layers\.(\d+)\.mlp\.", r"blocks.\1.mlp."),
+    (r"dems\.layernorm\.", "norm."),
+    (r"classifier\.", "head."),
+]
+
+
+def write_reference_checkpoint(model, path: Path) -> None:
+    """torch.save it as the reference's DDP training saved: under `model`, keys prefixed `module.`."""
+    import re
+
+    from modeling_dems.modeling_dems import sincos_position_embedding_2d
+
+    config, reference = model.config, {}
+    for key, tensor in model.state_dict().items():
+        if match := re.fullmatch(r"dems\.encoder\.mergers\.(\d+)\.(.+)", key):
+            index = int(match.group(1)) + 1
+            reference[f"mlp{index}.{match.group(2)}"] = tensor
+            if match.group(2).startswith("norm."):
+                reference[f"norm_merge{index}.{match.group(2)[5:]}"] = tensor.clone()
+            continue
+        new = next(re.sub(p, r, key) for p, r in _TO_REFERENCE if re.match(p, key))
+        assert new != key, key
+        reference[new] = tensor
+    for suffix, factor in (("", 1), ("_2", 2), ("_4", 4), ("_8", 8)):
+        side = config.image_size // (config.patch_size * factor)
+        reference[f"pos_embed{suffix}"] = sincos_position_embedding_2d(side, side, config.hidden_size)[None]
+    checkpoint = {"model": {f"module.{k}": v for k, v in reference.items()}, "epoch": 799}
+    torch.save(checkpoint, path)
+
+
+@pytest.fixture(scope="module")
+def reference_checkpoint(tmp_path_factory):
+    """A random model whose config the converter infers from the shapes alone (12 blocks, merges [6, 10], width
+    64 so one head), saved in the reference format."""
+    torch.manual_seed(3)
+    config = DemsConfig(image_size=16, patch_size=2, hidden_size=64, num_attention_heads=1, num_merged_tokens=[8, 4])
+    config.num_labels = 5
+    model = DemsForImageClassification(config).eval()
+    path = tmp_path_factory.mktemp("reference") / "checkpoint.pth"
+    write_reference_checkpoint(model, path)
+    return model, path
+
+
+def test_reference_pth_exports_through_the_converter(reference_checkpoint, tmp_path, capsys):
+    model, path = reference_checkpoint
+    out = tmp_path / "from_pth"
+    code, stdout, err = run_main(
+        capsys, path, "--num_labels", "5", "--labels", "a,b,c,d,e", "--dataset", "uoft-cs/cifar10", "--local_dir", out
+    )
+    assert code == 0, err
+    assert {"model.safetensors", "modeling_dems.py", "configuration_dems.py", "README.md"} <= set(stdout.split())
+    loaded = DemsForImageClassification.from_pretrained(out).eval()
+    assert loaded.config.id2label == dict(enumerate("abcde"))
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=pixels).logits, model(pixel_values=pixels).logits)
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"height": 16, "width": 16}
+    assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}
+    assert "uoft-cs/cifar10" in (out / "README.md").read_text()
+
+
+def test_error_reference_pth_that_does_not_fit(reference_checkpoint, tmp_path, capsys):
+    _, path = reference_checkpoint
+    code, _, err = run_main(capsys, path, "--num_labels", "7", "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, f"cannot convert {path}", "num_labels=7", "5 classes")
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(b"not a checkpoint")
+    code, _, err = run_main(capsys, damaged, "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "cannot read", "as a PyTorch checkpoint")

@@ -1,0 +1,116 @@
+"""modeling_dems.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics."""
+
+import json
+
+from huggingface_hub import ModelCard
+
+from configuration_dems import DemsConfig
+from modeling_dems.model_card import find_metric, read_card_inputs, read_results, render_model_card
+
+
+def config():
+    return DemsConfig.from_preset("tiny-32", num_labels=100)
+
+
+def metrics_of(card: ModelCard) -> dict:
+    results = card.data.to_dict()["model-index"][0]["results"]
+    return {m["name"]: m["value"] for r in results for m in r["metrics"]}
+
+
+def test_metadata_parses_and_carries_top1_top5():
+    # The keys train.py's compute_metrics produces, as Trainer prefixes them.
+    results = {"eval_top1_accuracy": 0.835, "eval_top5_accuracy": 0.9712, "eval_loss": 0.91, "eval_runtime": 12.5}
+    text = render_model_card(
+        model_name="dems-tiny-cifar100", dataset="uoft-cs/cifar100", results=results, config=config(), repo_id="me/x"
+    )
+    card = ModelCard(text)
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == "image-classification"
+    assert data["license"] == "apache-2.0"
+    assert data["datasets"] == ["uoft-cs/cifar100"]
+    assert data["metrics"] == ["accuracy"]
+    assert {"dems", "vision", "image-classification"} <= set(data["tags"])
+    assert metrics_of(card) == {"Top-1 accuracy": 0.835, "Top-5 accuracy": 0.9712}
+    index = data["model-index"][0]
+    assert index["name"] == "dems-tiny-cifar100"
+    dataset = {"name": "uoft-cs/cifar100", "type": "uoft-cs/cifar100", "split": "validation"}
+    assert index["results"][0]["dataset"] == dataset
+    assert "83.50 %" in card.text and "97.12 %" in card.text
+    assert "eval_runtime" not in card.text  # speed, not quality
+
+
+def test_plain_accuracy_counts_as_top1():
+    card = ModelCard(render_model_card(model_name="m", dataset="d/e", results={"eval_accuracy": 0.5}, config=config()))
+    assert metrics_of(card) == {"Top-1 accuracy": 0.5}
+
+
+def test_usage_snippet_and_citation():
+    text = render_model_card(model_name="m", config=config(), repo_id="me/dems-tiny")
+    assert 'AutoImageProcessor.from_pretrained("me/dems-tiny", trust_remote_code=True)' in text
+    assert 'AutoModelForImageClassification.from_pretrained("me/dems-tiny", trust_remote_code=True)' in text
+    assert 'pipeline("image-classification", model="me/dems-tiny", trust_remote_code=True)' in text
+    for field in (
+        "title   = {Data-efficient multi-scale fusion vision transformer}",
+        "author  = {Tang, Hao and Liu, Dawei and Shen, Chengchao}",
+        "journal = {Pattern Recognition}",
+        "volume  = {161}",
+        "pages   = {111305}",
+        "year    = {2025}",
+    ):
+        assert field in text
+
+
+def test_without_results_there_is_no_model_index():
+    card = ModelCard(render_model_card(model_name="m", config=config()))
+    data = card.data.to_dict()
+    assert "model-index" not in data and "metrics" not in data and "datasets" not in data
+    assert "## Results" not in card.text
+
+
+def test_local_dataset_stays_out_of_the_metadata(tmp_path):
+    folder = tmp_path / "caltech101"
+    folder.mkdir()
+    card = ModelCard(
+        render_model_card(model_name="m", dataset=str(folder), results={"eval_top1_accuracy": 0.8}, config=config())
+    )
+    data = card.data.to_dict()
+    assert "datasets" not in data
+    assert data["model-index"][0]["results"][0]["dataset"]["name"] == "caltech101"
+    assert str(tmp_path) not in card.text  # no local paths on the Hub
+
+
+def test_architecture_table_describes_the_config():
+    text = render_model_card(model_name="m", config=config(), num_parameters=5_600_258)
+    assert "| width | 192 |" in text
+    assert "| tokens per region after each merge | 64, 64 |" in text
+    assert "| classes | 100 |" in text
+    assert "| parameters | 5,600,258 |" in text
+
+
+def test_read_results_merges_trainer_files(tmp_path):
+    assert read_results(tmp_path) is None
+    (tmp_path / "train_results.json").write_text(json.dumps({"train_loss": 2.0, "epoch": 3.0}))
+    (tmp_path / "eval_results.json").write_text(json.dumps({"eval_top1_accuracy": 0.4, "epoch": 3.0}))
+    (tmp_path / "all_results.json").write_text(json.dumps({"eval_top1_accuracy": 0.5}))
+    results = read_results(tmp_path)
+    assert results == {"train_loss": 2.0, "epoch": 3.0, "eval_top1_accuracy": 0.5}
+    assert find_metric(results, ("top1_accuracy",)) == ("eval_top1_accuracy", 0.5)
+    assert find_metric(results, ("top5_accuracy",)) is None
+
+
+def test_card_inputs_read_back(tmp_path):
+    recipe = {"stage": "pretrain", "epochs": 800, "peak learning rate": 0.0005, "mixup | cutmix": "0.8 | 1.0"}
+    text = render_model_card(
+        model_name="m", dataset="uoft-cs/cifar100", recipe=recipe, config=config(), base_model="me/dems-pretrain"
+    )
+    (tmp_path / "README.md").write_text(text)
+    inputs = read_card_inputs(tmp_path / "README.md")
+    assert inputs == {
+        "dataset": "uoft-cs/cifar100",
+        "base_model": "me/dems-pretrain",
+        "recipe": {"stage": "pretrain", "epochs": "800", "peak learning rate": "0.0005", "mixup | cutmix": "0.8 | 1.0"},
+    }
+    # Rendering again from what was read gives the same card.
+    again = render_model_card(model_name="m", config=config(), **inputs)
+    assert again == text
