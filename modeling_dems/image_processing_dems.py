@@ -68,6 +68,15 @@ class DemsImageProcessor(PilBackend):
         self._check_num_channels(num_channels)
         super()._validate_preprocess_kwargs(**kwargs)
 
+    def _prepare_images_structure(self, images, expected_ndims: int = 3):
+        # transformers batches arrays by their number of axes: a grey (H, W) array or tensor gains a channel axis
+        # first, so that it counts as one image rather than as a batch of rows.
+        if _is_grey_array(images):
+            images = images[..., None]
+        elif isinstance(images, (list, tuple)):
+            images = [image[..., None] if _is_grey_array(image) else image for image in images]
+        return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
+
     def process_image(self, image, do_convert_rgb=None, input_data_format=None, num_channels=3, **kwargs):
         """One image -> a channels-first NumPy array with `num_channels` channels (values not yet rescaled)."""
         if isinstance(image, Image.Image):
@@ -75,6 +84,11 @@ class DemsImageProcessor(PilBackend):
             image = image.convert("L" if num_channels == 1 else "RGB")
         image = super().process_image(image, do_convert_rgb=False, input_data_format=input_data_format)
         return _to_num_channels(image, num_channels)
+
+
+def _is_grey_array(image) -> bool:
+    """A NumPy array or torch tensor of shape (H, W); PIL images have no `ndim`."""
+    return getattr(image, "ndim", None) == 2
 
 
 def _to_num_channels(image: np.ndarray, num_channels: int) -> np.ndarray:
