@@ -103,6 +103,13 @@ def check_args(args: argparse.Namespace) -> None:
     """Argument combinations that cannot work, refused before anything is loaded."""
     if not args.repo_id and not args.local_dir and not args.dry_run:
         raise PushError("give --repo_id to upload, or --local_dir / --dry_run to build the folder without uploading")
+    if args.repo_id:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(args.repo_id)
+        except HFValidationError as error:
+            raise PushError(f"--repo_id {args.repo_id!r} is not a valid repository id: {_one_line(error)}") from error
     if args.preset is not None:
         from configuration_dems import DEMS_PRESETS
 
@@ -439,14 +446,21 @@ def upload(folder: Path, args: argparse.Namespace, token: str) -> str:
         status = getattr(getattr(error, "response", None), "status_code", None)
         hint = " (check that your token has write access to it)" if status in (401, 403) else ""
         raise PushError(
-            f"the Hub refused to {step} for {args.repo_id}{hint}: {_one_line(error, token)}; nothing was uploaded"
+            f"the Hub refused to {step} for {args.repo_id}{hint}: {_one_line(error, token)}; {_not_done(step, args)}"
         ) from error
     except _network_errors() as error:
         raise PushError(
             f"could not reach the Hugging Face Hub at {api.endpoint} to {step} "
-            f"({type(error).__name__}: {_one_line(error, token)}); nothing was uploaded"
+            f"({type(error).__name__}: {_one_line(error, token)}); {_not_done(step, args)}"
         ) from error
     return getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)
+
+
+def _not_done(step: str, args: argparse.Namespace) -> str:
+    # Only create_repo may have taken effect before a failure; the files go in one commit or not at all.
+    if step == "create the repository":
+        return "nothing was uploaded"
+    return f"the repository {args.repo_id} may exist now, but nothing was uploaded to it"
 
 
 def _one_line(error: BaseException, secret: str | None = None) -> str:

@@ -7,6 +7,7 @@ huggingface_hub's card classes are needed.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -191,7 +192,8 @@ def _usage_section(repo: str) -> str:
     return f"""## How to use
 
 The model code ships with the weights, so loading needs `trust_remote_code=True` (or, with the `dems` package
-installed, `import modeling_dems` first and no remote code at all).
+installed, `import modeling_dems` first and no remote code at all). It needs `torch`, `Pillow` and
+`transformers>=5` (exported with {_transformers_version()}).
 
 ```python
 import torch
@@ -211,6 +213,13 @@ print(model.config.id2label[logits.argmax(-1).item()])
 classifier = pipeline("image-classification", model="{repo}", trust_remote_code=True)
 print(classifier("image.png"))
 ```"""
+
+
+def _transformers_version() -> str:
+    try:
+        return importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return "an unknown version"
 
 
 def _results_section(results: Mapping | None) -> str:

@@ -343,7 +343,7 @@ def test_error_upload_interrupted(trained, token_env, fake_hub, monkeypatch, cap
     monkeypatch.setattr(HfApi, "upload_folder", failing_upload)
     _, folder = trained
     code, out, err = run_main(capsys, folder, "--repo_id", "me/dems-tiny-test")
-    assert_one_line_error(code, err, "to upload the files", "ConnectError", "nothing was uploaded")
+    assert_one_line_error(code, err, "to upload the files", "ConnectError", "nothing was uploaded to it")
     assert SECRET not in out + err
     assert "uploaded" not in out
 
@@ -401,6 +401,13 @@ def test_error_preset_with_a_folder(trained, tmp_path, capsys):
     _, folder = trained
     code, _, err = run_main(capsys, folder, "--preset", "tiny-32", "--local_dir", tmp_path / "out")
     assert_one_line_error(code, err, "apply to a .pth checkpoint only")
+
+
+def test_error_invalid_repo_id(trained, token_env, fake_hub, capsys):
+    _, folder = trained
+    code, _, err = run_main(capsys, folder, "--repo_id", "me/two/slashes")
+    assert_one_line_error(code, err, "--repo_id 'me/two/slashes' is not a valid repository id")
+    assert fake_hub == []
 
 
 def test_error_nothing_to_do(trained, capsys):
