@@ -49,3 +49,13 @@ def test_pipeline_returns_top_k_labels_from_id2label(tmp_path, small_config):
         probabilities = model(pixels).logits.softmax(-1)[0]
     assert predictions[0]["label"] == small_config.id2label[int(probabilities.argmax())]
     assert abs(predictions[0]["score"] - probabilities.max().item()) < 1e-5
+
+
+def test_demo_round_trip(tmp_path, capsys):
+    from modeling_dems import demo
+
+    demo.main(["--output_dir", str(tmp_path / "demo")])
+    printed = capsys.readouterr().out
+    assert "5,582,888 parameters" in printed
+    assert "identical logits = True" in printed
+    assert (tmp_path / "demo" / "model.safetensors").exists()
