@@ -89,7 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pth.add_argument("--num_labels", type=int, help="number of classes (inferred from the head when omitted)")
     pth.add_argument("--image_mean", type=float, nargs="+", help="normalisation mean (default ImageNet's)")
     pth.add_argument("--image_std", type=float, nargs="+", help="normalisation std (default ImageNet's)")
-    card = parser.add_argument_group("model card")
+    parser.add_argument(
+        "--processor",
+        help="a folder whose preprocessor_config.json replaces the source's (e.g. a Caltech101 resize + crop)",
+    )
+    card = parser.add_argument_group("labels and model card")
     card.add_argument("--labels", help="class names: a JSON list, a text file (one per line) or comma-separated")
     card.add_argument("--dataset", help="Hub data set id the model was trained on, e.g. uoft-cs/cifar100")
     card.add_argument("--results", help="a metrics JSON file (default: the source folder's *_results.json)")
@@ -119,6 +123,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise PushError(f"--num_labels={args.num_labels} must be a positive integer")
     if args.results and not os.path.isfile(args.results):
         raise PushError(f"--results {args.results} is not a file")
+    if args.processor and not os.path.isfile(os.path.join(args.processor, "preprocessor_config.json")):
+        raise PushError(f"--processor {args.processor} is not a folder with a preprocessor_config.json")
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -146,18 +152,27 @@ def load_folder(folder: Path) -> Source:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise PushError(f"{folder} has no config.json: not a save_pretrained model folder")
-    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise PushError(f"{config_file} is not a JSON object: {_one_line(error)}") from error
     if model_type != MODEL_TYPE:
         raise PushError(
             f"{config_file} is the config of a {model_type!r} model, not a DEMS-ViT ({MODEL_TYPE!r}) one; this "
             "script exports DEMS-ViT checkpoints only"
         )
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise PushError(f"{folder} has no model weights (none of {', '.join(WEIGHT_FILES)})")
+        # A run stopped before its final save still has Trainer checkpoints: point at them.
+        checkpoints = sorted(p.name for p in folder.glob("checkpoint-*") if p.is_dir())
+        hint = f"; pass one of its checkpoint folders instead ({', '.join(checkpoints[-3:])})" if checkpoints else ""
+        raise PushError(f"{folder} has no model weights (none of {', '.join(WEIGHT_FILES)}){hint}")
 
     from modeling_dems import DemsForImageClassification, DemsImageProcessor
 
-    model, info = DemsForImageClassification.from_pretrained(folder, output_loading_info=True)
+    try:
+        model, info = DemsForImageClassification.from_pretrained(folder, output_loading_info=True)
+    except (ValueError, OSError) as error:  # an invalid DemsConfig, unreadable or mis-shaped weights
+        raise PushError(f"cannot load the model in {folder}: {_one_line(error)}") from error
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise PushError(
@@ -488,6 +503,10 @@ def run(args: argparse.Namespace) -> None:
 
     hf_logging.disable_progress_bar()  # the listing below is the output; per-tensor bars only hide it
     source = load_source(args)
+    if args.processor:
+        from modeling_dems import DemsImageProcessor
+
+        source.processor = DemsImageProcessor.from_pretrained(args.processor)
     apply_labels(source.model, args.labels)
     parent = local_dir.resolve().parent if local_dir else None
     if parent is not None:

@@ -375,6 +375,27 @@ def test_error_folder_without_weights(trained, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_error_folder_with_only_trainer_checkpoints(trained, tmp_path, capsys):
+    _, folder = trained
+    run = tmp_path / "interrupted_run"
+    (run / "checkpoint-500").mkdir(parents=True)
+    (run / "config.json").write_bytes((folder / "config.json").read_bytes())
+    code, _, err = run_main(capsys, run, "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "has no model weights", "checkpoint-500")
+
+
+def test_error_invalid_dems_config(trained, tmp_path, capsys):
+    _, folder = trained
+    broken = tmp_path / "bad_config"
+    broken.mkdir()
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_size"] = 30  # not divisible by 4
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    code, _, err = run_main(capsys, broken, "--local_dir", tmp_path / "out")
+    assert_one_line_error(code, err, "cannot load the model in", "hidden_size=30")
+
+
 def test_error_folder_without_config(tmp_path, capsys):
     code, _, err = run_main(capsys, tmp_path, "--local_dir", tmp_path.parent / "out_no_config")
     assert_one_line_error(code, err, "has no config.json")
@@ -506,6 +527,21 @@ def test_reference_pth_exports_through_the_converter(reference_checkpoint, tmp_p
     assert processor["size"] == {"height": 16, "width": 16}
     assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}
     assert "uoft-cs/cifar10" in (out / "README.md").read_text()
+
+
+def test_reference_pth_with_its_own_processor(reference_checkpoint, tmp_path, capsys):
+    # E.g. the reference's Caltech101 evaluation: resize larger, then centre-crop.
+    _, path = reference_checkpoint
+    crop = {"height": 16, "width": 16}
+    DemsImageProcessor(size={"height": 20, "width": 20}, do_center_crop=True, crop_size=crop).save_pretrained(
+        tmp_path / "processor"
+    )
+    out = tmp_path / "from_pth"
+    code, _, err = run_main(capsys, path, "--processor", tmp_path / "processor", "--local_dir", out)
+    assert code == 0, err
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"height": 20, "width": 20} and processor["crop_size"] == crop
+    assert processor["do_center_crop"] is True
 
 
 def test_error_reference_pth_that_does_not_fit(reference_checkpoint, tmp_path, capsys):
