@@ -40,14 +40,15 @@ def sincos_position_embedding_2d(
     """Fixed 2-D sin-cos embedding of a `height x width` token grid in row-major order: `(height * width, dim)`.
 
     Token `t` at row `r`, column `c` gets `[sin(r w), cos(r w), sin(c w), cos(c w)]` with
-    `w_k = 10000^(-k / (dim / 4))`, `k = 0 .. dim/4 - 1`. Computed in float64, as the reference does with NumPy,
-    and only then cast, so that the rounding matches.
+    `w_k = 1 / 10000^(k / (dim / 4))`, `k = 0 .. dim/4 - 1`. The arithmetic is float32 in the reference's order
+    (frequencies, then products, then sin/cos), so that the values equal the tables stored in reference
+    checkpoints bit for bit; only then is the result cast to `dtype`.
     """
     quarter = dim // 4
-    work_dtype = torch.float32 if device is not None and torch.device(device).type == "mps" else torch.float64
-    omega = 1.0 / 10000 ** (torch.arange(quarter, device=device, dtype=work_dtype) / quarter)
-    rows = torch.arange(height, device=device, dtype=work_dtype).repeat_interleave(width)
-    cols = torch.arange(width, device=device, dtype=work_dtype).repeat(height)
+    omega = torch.arange(quarter, device=device, dtype=torch.float32) / quarter
+    omega = 1.0 / (10000.0**omega)
+    rows = torch.arange(height, device=device, dtype=torch.float32).repeat_interleave(width)
+    cols = torch.arange(width, device=device, dtype=torch.float32).repeat(height)
     row_angles, col_angles = torch.outer(rows, omega), torch.outer(cols, omega)
     embedding = torch.cat([row_angles.sin(), row_angles.cos(), col_angles.sin(), col_angles.cos()], dim=1)
     return embedding.to(dtype)
@@ -288,10 +289,9 @@ class DemsEncoder(nn.Module):
 
     def __init__(self, config: DemsConfig):
         super().__init__()
-        # linear from 0 at the first block to drop_path_rate at the last; plain Python so that the model can be
-        # built on the meta device
-        depth = config.num_hidden_layers
-        drop_path_rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        # linear from 0 at the first block to drop_path_rate at the last, in float32 as the reference computes it;
+        # on the CPU explicitly, so that the model can also be built under a meta-device context
+        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers, device="cpu").tolist()
         # merge_layers are 1-based block numbers: merge k runs before layers[merge_layers[k] - 1].
         stage_starts = [m - 1 for m in config.merge_layers]
         self.layers = nn.ModuleList(

@@ -1,7 +1,7 @@
 """An independent re-statement of the reference DEMS-ViT forward pass, for the parity tests.
 
 It is written from ARCHITECTURE.md in the reference release's own style, on a reference-layout state dict
-(`patch_embed_4.proj.proj-1.weight`, `blocks.3.attn.qkv.weight`, `mlp1.fc3.weight`, ...): NumPy sin-cos tables
+(`patch_embed_4.proj.proj-1.weight`, `blocks.3.attn.qkv.weight`, `mlp1.fc3.weight`, ...): sin-cos tables
 added per scale in natural order, gather indices built with Python loops over regions, per-region merges in a loop,
 plain softmax attention. It shares no code with `modeling_dems`, so agreement between the two is evidence, not an
 echo. It is slow and only meant for small inputs.
@@ -12,8 +12,21 @@ import torch
 import torch.nn.functional as F
 
 
-def numpy_sincos_2d(side: int, dim: int) -> np.ndarray:
-    """MAE-style fixed table in float64: row index first, then column; each D/4 block sin or cos."""
+def reference_sincos_2d(side: int, dim: int) -> torch.Tensor:
+    """The table as the reference release builds it: float32 torch, `meshgrid` (ij order) of (first, second)
+    grid indices, the first index (the row) feeding the first two D/4 blocks, `einsum` outer products."""
+    first, second = torch.meshgrid(
+        torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij"
+    )
+    omega = torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)
+    omega = 1.0 / (10000.0**omega)
+    out_first = torch.einsum("m,d->md", first.flatten(), omega)
+    out_second = torch.einsum("m,d->md", second.flatten(), omega)
+    return torch.cat([out_first.sin(), out_first.cos(), out_second.sin(), out_second.cos()], dim=1)
+
+
+def float64_sincos_2d(side: int, dim: int) -> np.ndarray:
+    """The same formula in float64 NumPy: what the tables approximate."""
     omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4.0))
     rows, cols = np.meshgrid(np.arange(side, dtype=np.float64), np.arange(side, dtype=np.float64), indexing="ij")
     row_angles = np.einsum("m,d->md", rows.reshape(-1), omega)
@@ -62,7 +75,7 @@ def _embed(sd, pixels, image_size, patch, dim):
     tokens = []
     for factor, grid in zip((1, 2, 4, 8), scales, strict=True):
         side = image_size // (patch * factor)
-        position = torch.from_numpy(numpy_sincos_2d(side, dim)).float()[None]
+        position = reference_sincos_2d(side, dim)[None]
         tokens.append(grid.flatten(2).transpose(1, 2) + position)
     sequence = torch.cat(tokens, dim=1)[:, region_gather_indices(image_size, patch)]
     cls = sd["cls_token"].expand(pixels.shape[0], -1, -1)
@@ -185,7 +198,7 @@ def random_reference_state_dict(seed: int = 0, **layout) -> dict[str, torch.Tens
     dim, patch, image_size = layout["dim"], layout["patch"], layout["image_size"]
     for name, factor in (("pos_embed", 1), ("pos_embed_2", 2), ("pos_embed_4", 4), ("pos_embed_8", 8)):
         side = image_size // (patch * factor)
-        sd[name] = torch.from_numpy(numpy_sincos_2d(side, dim)).float()[None]
+        sd[name] = reference_sincos_2d(side, dim)[None]
     for k in range(1, len(layout["merged"]) + 1):
         for w in ("weight", "bias"):
             sd[f"norm_merge{k}.{w}"] = sd[f"mlp{k}.norm.{w}"]

@@ -63,6 +63,16 @@ def test_sincos_values_at_known_positions():
     assert wide[5, 0].item() == pytest.approx(math.sin(1)) and wide[5, 4].item() == pytest.approx(math.sin(2))
 
 
+def test_sincos_table_equals_the_reference_release_bit_for_bit():
+    from reference_dems import float64_sincos_2d, reference_sincos_2d
+
+    for side, dim in [(16, 192), (8, 384), (2, 192), (16, 32)]:
+        ours = sincos_position_embedding_2d(side, side, dim)
+        assert torch.equal(ours, reference_sincos_2d(side, dim))  # what reference checkpoints store
+        exact = torch.from_numpy(float64_sincos_2d(side, dim)).float()
+        torch.testing.assert_close(ours, exact, rtol=0, atol=1e-6)  # and the formula, to float32 rounding
+
+
 def test_group_grid_by_region_by_hand():
     # a 4x4 grid whose token value is 10 * row + col, regions of 2x2 tokens
     grid = (10 * torch.arange(4)[:, None] + torch.arange(4)[None, :]).float().reshape(1, 1, 4, 4)
