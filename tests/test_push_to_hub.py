@@ -124,6 +124,19 @@ def test_export_writes_the_hub_folder(exported):
     assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}
 
 
+def test_exported_code_passes_the_dynamic_module_checks(exported):
+    """What transformers runs on the user's machine: the only relative import is the configuration, which lies
+    next to the modeling file; no file needs the project installed."""
+    from transformers.dynamic_module_utils import check_imports, get_imports, get_relative_import_files
+
+    assert check_imports(exported / "modeling_dems.py") == ["configuration_dems"]
+    assert get_relative_import_files(exported / "modeling_dems.py") == [str(exported / "configuration_dems.py")]
+    assert check_imports(exported / "configuration_dems.py") == []
+    assert check_imports(exported / "image_processing_dems.py") == []
+    for name in ("modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
+        assert not set(get_imports(exported / name)) & set(push_to_hub.PROJECT_PACKAGES), name
+
+
 def test_exported_code_is_the_project_source(exported):
     # Copied at export time from the installed project, byte for byte: no second copy to drift.
     sources = {
