@@ -341,6 +341,9 @@ class DemsPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["DemsEmbeddings", "DemsLayer"]
     _supports_sdpa = True
     _can_compile_fullgraph = True
+    # The loss is a mean over the batch, not a sum to be divided by Trainer's `num_items_in_batch`: Trainer must
+    # scale it for gradient accumulation itself (it would not, seeing `**kwargs` in `forward`).
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
