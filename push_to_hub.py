@@ -69,16 +69,13 @@ class Source:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Export a DEMS-ViT checkpoint as a self-contained Hub repository and upload it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a save_pretrained folder (e.g. a train.py output) or a reference .pth file")
     hub = parser.add_argument_group("Hub")
     hub.add_argument("--repo_id", help="target repository, e.g. me/dems-tiny-cifar100")
     hub.add_argument("--private", action="store_true", help="create the repository as private")
     hub.add_argument("--revision", help="branch to commit to (created from main when missing)")
-    hub.add_argument("--commit_message", default="Upload DEMS-ViT model")
+    hub.add_argument("--commit_message", default="Upload DEMS-ViT model", help="default: %(default)r")
     hub.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
     local = parser.add_argument_group("local export (uploads nothing)")
     local.add_argument("--local_dir", help="write the repository folder here and upload nothing")
@@ -99,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     card.add_argument("--results", help="a metrics JSON file (default: the source folder's *_results.json)")
     card.add_argument("--model_name", help="title of the card (default: the repository or source name)")
     card.add_argument("--base_model", help="Hub id of the checkpoint this model was fine-tuned from")
-    card.add_argument("--license", default="apache-2.0")
+    card.add_argument("--license", default="apache-2.0", help="license of the weights (default: %(default)s)")
     return parser.parse_args(argv)
 
 

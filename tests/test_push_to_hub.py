@@ -450,6 +450,16 @@ def test_error_nothing_to_do(trained, capsys):
     assert_one_line_error(code, err, "give --repo_id to upload, or --local_dir / --dry_run")
 
 
+def test_command_line_reports_errors_in_one_line(tmp_path):
+    script = REPO_ROOT / "push_to_hub.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "push_to_hub.py: error: give --repo_id to upload, or --local_dir / --dry_run to build the folder without "
+        "uploading"
+    ]
+
+
 def test_error_remote_code_importing_the_project(tmp_path):
     # The fallback import inside try/except passes (the loader skips try blocks); a bare one is refused.
     good = tmp_path / "good.py"
