@@ -1,0 +1,229 @@
+"""Data set presets and loading: the offline `digits` set, Hub data sets (presets or any id) and local image
+folders, each returned as train / held-out `datasets.Dataset`s with `image` and `label` columns and class names."""
+
+import logging
+from dataclasses import dataclass, field
+
+import datasets
+from datasets import ClassLabel, DatasetDict
+
+from . import UserInputError
+from .digits import load_digits_dataset
+from .image_folder import find_reference_layout, load_image_folder
+
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The reference normalises the MNIST family with mean 0.5 / std 0.5.
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    """Where a data set lives and how the reference trains on it."""
+
+    hub_id: str | None  # None: local image folders only (--train_dir)
+    image_column: str = "image"
+    label_column: str = "label"
+    eval_split: str = "test"
+    model_preset: str = "tiny-32"
+    image_mean: tuple = IMAGENET_MEAN
+    image_std: tuple = IMAGENET_STD
+    # Model config values on top of the model preset (e.g. a smaller image for digits).
+    config_overrides: dict = field(default_factory=dict)
+    # Image processor settings beyond size / mean / std (the held-out transform, and what `pipeline` does).
+    processor_overrides: dict = field(default_factory=dict)
+    # Recipe / Trainer defaults on top of the stage's reference values; flags still override them.
+    recipe_overrides: dict = field(default_factory=dict)
+
+
+DATASET_PRESETS: dict[str, DatasetPreset] = {
+    # 8x8 digits upsampled to 16x16: one 16x16 region, a small and fast model. The reference recipe's 800 epochs
+    # are shortened so that the run finishes in minutes on a laptop CPU; the augmentation stays on, but without the
+    # horizontal flip, which turns some digits into others.
+    "digits": DatasetPreset(
+        hub_id=None,
+        model_preset="tiny-32",
+        image_mean=HALF,
+        image_std=HALF,
+        config_overrides={
+            "image_size": 16,
+            "patch_size": 2,
+            "hidden_size": 64,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 2,
+            "merge_layers": [2, 3],
+            "num_merged_tokens": [32, 16],
+            "mlp_ratios": [2.0, 2.0, 2.0],
+        },
+        recipe_overrides={
+            "num_train_epochs": 30,
+            "global_batch_size": 64,
+            "base_learning_rate": 2e-3,
+            "warmup_epochs": 2,
+            "hflip_prob": 0.0,
+            "crop_scale_min": 0.5,
+            "drop_path_rate": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+    ),
+    "cifar10": DatasetPreset("uoft-cs/cifar10", image_column="img"),
+    "cifar100": DatasetPreset("uoft-cs/cifar100", image_column="img", label_column="fine_label"),
+    "fashion_mnist": DatasetPreset("zalando-datasets/fashion_mnist", image_mean=HALF, image_std=HALF),
+    "emnist": DatasetPreset("tanganke/emnist_mnist", image_mean=HALF, image_std=HALF),
+    # No standard split on the Hub: the reference reads train/ and val/ (or test/) class folders.
+    # Held out as the reference does: resize to 300x300 (bilinear), centre crop 256.
+    "caltech101": DatasetPreset(
+        hub_id=None,
+        model_preset="tiny-256",
+        processor_overrides={
+            "size": {"height": 300, "width": 300},
+            "resample": 2,  # PIL bilinear
+            "do_center_crop": True,
+            "crop_size": {"height": 256, "width": 256},
+        },
+    ),
+}
+# Used when --dataset is a Hub id that is not a preset.
+GENERIC_PRESET = DatasetPreset(hub_id=None)
+
+
+@dataclass
+class LoadedData:
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    image_column: str
+    label_column: str
+    class_names: list[str]
+    source: str  # what was loaded, for the logs and the model card
+
+
+def preset_for(dataset: str, train_dir: str | None) -> DatasetPreset:
+    if train_dir is not None and dataset == "digits":
+        # --train_dir alone means "my folders": the default data set name must not pull digits-specific values.
+        return GENERIC_PRESET
+    return DATASET_PRESETS.get(dataset, GENERIC_PRESET)
+
+
+def load_hub_dataset(hub_id: str, config_name: str | None, cache_dir: str | None, token: str | None) -> DatasetDict:
+    try:
+        return datasets.load_dataset(hub_id, config_name, cache_dir=cache_dir, token=token)
+    except ConnectionError as error:  # datasets raises it both offline and with HF_HUB_OFFLINE=1 and no cache
+        raise UserInputError(
+            f"--dataset={hub_id!r}: cannot reach the Hugging Face Hub and the data set is not in the local cache "
+            f"({error}). Way out: train on a local image folder (--train_dir/--validation_dir), or load the data set "
+            "once on a machine with network access so that it lands in the cache (HF_HOME), then rerun with "
+            "HF_DATASETS_OFFLINE=1."
+        ) from None
+
+
+def pick_eval_split(splits: DatasetDict, preferred: str, train_split: str = "train") -> str | None:
+    for name in (preferred, "validation", "val", "test"):
+        if name in splits and name != train_split:
+            return name
+    return None
+
+
+def load_data(
+    dataset: str = "digits",
+    dataset_config_name: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    train_dir: str | None = None,
+    validation_dir: str | None = None,
+    train_val_split: float = 0.15,
+    broken_images: str = "skip",
+    cache_dir: str | None = None,
+    token: str | None = None,
+    seed: int = 42,
+) -> LoadedData:
+    """Load train and held-out data for `train.py` and check the image and label columns."""
+    preset = preset_for(dataset, train_dir)
+    image_column = image_column or preset.image_column
+    label_column = label_column or preset.label_column
+    if train_dir is not None:
+        layout = None if validation_dir else find_reference_layout(train_dir)
+        if layout is not None:
+            train_dir, validation_dir = layout
+        train = load_image_folder(train_dir, "--train_dir", broken_images=broken_images)
+        class_names = train.features["label"].names
+        held_out = (
+            load_image_folder(validation_dir, "--validation_dir", class_names, broken_images)
+            if validation_dir
+            else None
+        )
+        splits = DatasetDict(train=train, **({"validation": held_out} if held_out is not None else {}))
+        image_column, label_column, source = "image", "label", f"image folder {train_dir}"
+    elif validation_dir is not None:
+        raise UserInputError(f"--validation_dir={validation_dir!r} needs --train_dir as well.")
+    elif dataset == "digits":
+        splits, source = load_digits_dataset(), "digits (scikit-learn, 8x8 handwritten digits)"
+    elif dataset == "caltech101":
+        raise UserInputError(
+            "--dataset=caltech101 has no standard split on the Hub: pass --train_dir pointing at a folder with "
+            "train/ and val/ (or test/) class sub-folders, as the reference expects."
+        )
+    else:
+        hub_id = preset.hub_id or dataset
+        splits, source = load_hub_dataset(hub_id, dataset_config_name, cache_dir, token), hub_id
+
+    if "train" not in splits:
+        raise UserInputError(f"--dataset={dataset!r} has no 'train' split (it has {sorted(splits)}).")
+    eval_name = pick_eval_split(splits, preset.eval_split)
+    train = splits["train"]
+    if eval_name is None:
+        if not 0.0 < train_val_split < 1.0:
+            raise UserInputError(
+                f"--train_val_split={train_val_split} must be in (0, 1): the data has no held-out split, so a "
+                "fraction of the train split is held out."
+            )
+        parts = train.train_test_split(test_size=train_val_split, seed=seed, stratify_by_column=None)
+        train, held_out = parts["train"], parts["test"]
+    else:
+        held_out = splits[eval_name]
+
+    for split_name, split in (("train", train), ("held-out", held_out)):
+        for flag, column in (("--image_column", image_column), ("--label_column", label_column)):
+            if column not in split.column_names:
+                raise UserInputError(
+                    f"{flag}={column!r} is not a column of the {split_name} split of {source}; its columns are "
+                    f"{split.column_names}."
+                )
+    class_names = label_names(train, label_column)
+    for split_name, split in (("train", train), ("held-out", held_out)):
+        check_label_range(split, label_column, len(class_names), f"{split_name} split of {source}")
+    return LoadedData(train, held_out, image_column, label_column, class_names, source)
+
+
+def label_names(train: datasets.Dataset, label_column: str) -> list[str]:
+    """Class names from a `ClassLabel` column, else "0".."n-1" from the largest integer label."""
+    feature = train.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    dtype = getattr(feature, "dtype", None)
+    if dtype is None or not str(dtype).startswith(("int", "uint")):
+        raise UserInputError(
+            f"--label_column={label_column!r} holds {feature!r}; it must hold integer class ids or a ClassLabel."
+        )
+    labels = label_array(train, label_column)
+    return [str(i) for i in range(int(labels.max()) + 1)]
+
+
+def label_array(split: datasets.Dataset, label_column: str):
+    """The label column as one numpy array, without decoding the images."""
+    return split.select_columns([label_column]).with_format("numpy")[:][label_column]
+
+
+def check_label_range(split: datasets.Dataset, label_column: str, num_labels: int, where: str) -> None:
+    labels = label_array(split, label_column)
+    if len(labels) == 0:
+        raise UserInputError(f"The {where} is empty.")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_labels:
+        bad = low if low < 0 else high
+        raise UserInputError(
+            f"--label_column={label_column!r}: the {where} has label {bad}, out of range; labels must be class ids "
+            f"in [0, {num_labels - 1}] ({num_labels} classes)."
+        )

@@ -1,0 +1,139 @@
+"""The model and image processor `train.py` trains: new from a preset, or loaded from a folder, a Hub id or a
+reference `.pth` checkpoint, always labelled with the data set's classes."""
+
+import json
+import logging
+import os
+import re
+
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes)
+from configuration_dems import DEMS_PRESETS, DemsConfig
+from modeling_dems import DemsForImageClassification, DemsImageProcessor
+from modeling_dems.convert import ReferenceCheckpointError, load_reference_checkpoint
+
+from . import UserInputError
+
+
+logger = logging.getLogger(__name__)
+
+# key=value pairs separated by commas outside brackets: "image_size=16,merge_layers=[2,4]"
+_OVERRIDE = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\[[^\]]*\]|[^,]*)\s*(?:,|$)")
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    if not text:
+        return {}
+    overrides, position = {}, 0
+    while position < len(text):
+        match = _OVERRIDE.match(text, position)
+        if match is None or match.end() == position:
+            raise UserInputError(
+                f"--config_overrides={text!r}: cannot read it after position {position}; write comma-separated "
+                "key=value pairs, e.g. 'image_size=16,merge_layers=[2,4]'."
+            )
+        key, raw = match.group(1), match.group(2).strip()
+        if key not in DemsConfig().to_dict():
+            raise UserInputError(f"--config_overrides: {key!r} is not a DemsConfig field.")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw  # a bare string, e.g. hidden_act=gelu
+        position = match.end()
+    return overrides
+
+
+def label_fields(class_names: list[str]) -> dict:
+    return {
+        "num_labels": len(class_names),
+        "id2label": dict(enumerate(class_names)),
+        "label2id": {name: i for i, name in enumerate(class_names)},
+        # Soft mixup/cutmix targets are read as soft cross-entropy only under this problem type.
+        "problem_type": "single_label_classification",
+    }
+
+
+def new_classifier_head(model: DemsForImageClassification, class_names: list[str]) -> None:
+    """Replace the head by a freshly initialised one for the data set's classes."""
+    model.classifier = torch.nn.Linear(model.config.hidden_size, len(class_names))
+    model._init_weights(model.classifier)
+    model.config.update(label_fields(class_names))
+
+
+def build_model(model_args, recipe_args, preset, class_names: list[str]) -> DemsForImageClassification:
+    path = model_args.model_name_or_path
+    overrides = parse_config_overrides(model_args.config_overrides)
+    regularisation = {
+        "drop_path_rate": recipe_args.drop_path_rate,
+        "attention_probs_dropout_prob": recipe_args.attention_probs_dropout_prob,
+    }
+    if path is None:
+        name = model_args.model_preset or preset.model_preset
+        if name not in DEMS_PRESETS:
+            raise UserInputError(f"--model_preset={name!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
+        # The data set's shape adjustments go with its default preset only: a preset the user names is taken as is.
+        shape = preset.config_overrides if model_args.model_preset is None else {}
+        try:
+            config = DemsConfig.from_preset(
+                name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
+            )
+        except (ValueError, TypeError) as error:
+            raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
+        model = DemsForImageClassification(config)
+    elif path.endswith(".pth"):
+        if not os.path.isfile(path):
+            raise UserInputError(f"--model_name_or_path={path!r}: no such reference checkpoint file.")
+        try:
+            model = load_reference_checkpoint(path, preset=model_args.model_preset, **{**overrides, **regularisation})
+        except ReferenceCheckpointError as error:
+            raise UserInputError(f"--model_name_or_path={path!r}: {error}") from None
+        if model.config.num_labels != len(class_names):
+            if not model_args.ignore_mismatched_sizes:
+                raise UserInputError(
+                    f"--model_name_or_path={path!r} has a {model.config.num_labels}-class head but the data has "
+                    f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
+                )
+            new_classifier_head(model, class_names)
+        model.config.update(label_fields(class_names))
+        model.train()
+    else:
+        hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+        try:
+            saved = AutoConfig.from_pretrained(path, **hub)
+            if saved.num_labels != len(class_names) and not model_args.ignore_mismatched_sizes:
+                raise UserInputError(
+                    f"--model_name_or_path={path!r} has a {saved.num_labels}-class head but the data has "
+                    f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
+                )
+            config = AutoConfig.from_pretrained(path, **hub, **regularisation, **label_fields(class_names))
+            model = AutoModelForImageClassification.from_pretrained(
+                path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub
+            )
+        except OSError as error:  # not a folder, not reachable on the Hub, no weights
+            raise UserInputError(
+                f"--model_name_or_path={path!r} cannot be loaded ({str(error).splitlines()[0]}). Give a folder "
+                "saved by train.py or save_pretrained, a reachable Hub id, or a reference .pth file."
+            ) from None
+    # The model's loss is a batch mean and ignores `num_items_in_batch`; without this, Trainer (which sees
+    # **kwargs in forward) would skip its gradient-accumulation scaling and multiply the loss by the world size.
+    model.accepts_loss_kwargs = False
+    return model
+
+
+def build_image_processor(model_name_or_path: str | None, config, preset) -> DemsImageProcessor:
+    """The checkpoint's processor when it has one, else one for the config and the data set's normalisation."""
+    if model_name_or_path and not model_name_or_path.endswith(".pth"):
+        try:
+            return AutoImageProcessor.from_pretrained(model_name_or_path)
+        except (OSError, ValueError):
+            logger.info(f"{model_name_or_path} has no image processor; building one from the config")
+    settings = {
+        "size": {"height": config.image_size, "width": config.image_size},
+        "num_channels": config.num_channels,
+        "image_mean": list(preset.image_mean),
+        "image_std": list(preset.image_std),
+        **preset.processor_overrides,
+    }
+    return DemsImageProcessor(**settings)

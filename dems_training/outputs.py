@@ -1,0 +1,92 @@
+"""What a run leaves in --output_dir beyond Trainer's own files: the resume decision and the model card."""
+
+import logging
+import os
+
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from modeling_dems.model_card import read_results, render_model_card
+
+from . import UserInputError
+
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it was cut off mid-save
+
+
+def complete_checkpoints(output_dir: str) -> list[str]:
+    """Checkpoint folders in `output_dir` that were fully written, oldest first."""
+    found = []
+    for entry in os.scandir(output_dir):
+        name = entry.name
+        if entry.is_dir() and name.startswith(PREFIX_CHECKPOINT_DIR + "-") and name.split("-")[-1].isdigit():
+            if os.path.isfile(os.path.join(entry.path, TRAINER_STATE)):
+                found.append((int(name.split("-")[-1]), entry.path))
+            else:
+                logger.warning(f"{entry.path} is incomplete (no {TRAINER_STATE}): a run stopped while saving it")
+    return [path for _, path in sorted(found)]
+
+
+def find_resume_checkpoint(training_args, overwrite_output_dir: bool) -> str | None:
+    """The checkpoint to resume automatically, following transformers' example scripts: the newest complete one
+    in a non-empty --output_dir. A non-empty folder without one is refused unless --overwrite_output_dir."""
+    output_dir = training_args.output_dir
+    if not training_args.do_train or not os.path.isdir(output_dir) or not os.listdir(output_dir):
+        return None
+    if overwrite_output_dir or training_args.resume_from_checkpoint is not None:
+        return None
+    checkpoints = complete_checkpoints(output_dir)
+    if checkpoints:
+        logger.warning(
+            f"Resuming from {checkpoints[-1]}, the last checkpoint in --output_dir; pass --overwrite_output_dir to "
+            "start again from scratch."
+        )
+        return checkpoints[-1]
+    entries = sorted(os.listdir(output_dir))
+    raise UserInputError(
+        f"--output_dir={output_dir!r} is not empty ({len(entries)} entries, e.g. {entries[:3]}) and holds no "
+        "checkpoint to resume. Choose another folder, or pass --overwrite_output_dir to train into it anyway."
+    )
+
+
+def recipe_summary(training_args, recipe_args) -> dict:
+    return {
+        "stage": recipe_args.stage,
+        "epochs": training_args.num_train_epochs,
+        "global batch size": recipe_args.global_batch_size,
+        "processes": training_args.world_size,
+        "optimizer": f"AdamW (betas {training_args.adam_beta1}, {training_args.adam_beta2}), weight decay "
+        f"{training_args.weight_decay}" + (" on every parameter" if recipe_args.decay_all_parameters else ""),
+        "peak learning rate": training_args.learning_rate,
+        "schedule": f"{training_args.lr_scheduler_type}, warm-up {recipe_args.warmup_epochs} epoch(s)",
+        "minimum learning rate": recipe_args.min_learning_rate,
+        "drop path / attention dropout": f"{recipe_args.drop_path_rate} / {recipe_args.attention_probs_dropout_prob}",
+        "mixup / cutmix alpha": f"{recipe_args.mixup_alpha} / {recipe_args.cutmix_alpha} "
+        f"(switch prob {recipe_args.mixup_switch_prob}, batch prob {recipe_args.mixup_prob})",
+        "label smoothing": recipe_args.label_smoothing,
+        "augmentation schedule": "on" if recipe_args.augmentation_schedule else "off (resize + normalise)",
+        "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
+        "seed": training_args.seed,
+    }
+
+
+def write_model_card(trainer, model_args, data_args, recipe_args, data, results: dict) -> str:
+    output_dir = trainer.args.output_dir
+    dataset = data.source
+    base_model = model_args.model_name_or_path
+    if base_model is not None and (os.path.exists(base_model) or base_model.endswith(".pth")):
+        base_model = None  # only Hub ids go into the card's metadata
+    card = render_model_card(
+        model_name=os.path.basename(os.path.normpath(output_dir)),
+        dataset=dataset,
+        recipe=recipe_summary(trainer.args, recipe_args),
+        results=read_results(output_dir) or results,
+        config=trainer.model.config,
+        base_model=base_model,
+        num_parameters=sum(p.numel() for p in trainer.model.parameters()),
+    )
+    path = os.path.join(output_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
+    return path

@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Train DEMS-ViT image classifiers with the reference recipe on transformers' Trainer.
+
+One GPU, many GPUs, many machines: the same script under `python`, `torchrun` or `accelerate launch`.
+
+    # the built-in offline data set (scikit-learn's handwritten digits), a few minutes on a CPU
+    python train.py --output_dir outputs/digits
+    # the reference pretrain recipe on CIFAR100, then finetune from it
+    accelerate launch --multi_gpu --num_processes 8 train.py --dataset cifar100 --stage pretrain \
+        --output_dir outputs/c100-pretrain --bf16
+    accelerate launch --multi_gpu --num_processes 8 train.py --dataset cifar100 --stage finetune \
+        --model_name_or_path outputs/c100-pretrain --output_dir outputs/c100-finetune --bf16
+    # your own image folders (class sub-folders)
+    python train.py --train_dir data/train --validation_dir data/val --output_dir outputs/mine
+
+Every `TrainingArguments` flag works and overrides the recipe (`--num_train_epochs 50`, `--learning_rate 1e-3`,
+`--fp16`, `--report_to wandb`, ...). `--stage` sets the reference defaults (see dems_training/recipe.py);
+`--global_batch_size` is kept whatever the number of processes: the per-device batch is derived from it.
+"""
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import datasets
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from dems_training import UserInputError
+from dems_training.augmentation import AugmentationSchedule, ResizeNormalize, ScheduledAugmentation
+from dems_training.callbacks import AugmentationScheduleCallback
+from dems_training.data_sets import DATASET_PRESETS, load_data, preset_for
+from dems_training.metrics import TopKAccuracy
+from dems_training.mixup import MixupCutmixCollator, default_collator
+from dems_training.modeling import build_image_processor, build_model
+from dems_training.outputs import find_resume_checkpoint, write_model_card
+from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
+from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
+from dems_training.trainer import DemsTrainer
+
+
+logger = logging.getLogger("train")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from this model: a saved folder (e.g. a pretrain run's --output_dir), a Hub id, or a "
+            "reference-release checkpoint ending in .pth. Leave out to train from random initialisation."
+        },
+    )
+    model_preset: str | None = field(
+        default=None,
+        metadata={"help": "DEMS preset for a new model: tiny-32, tiny-256, small-32, small-256 (default: the data "
+                  "set's, tiny-32 for most)."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated DemsConfig overrides for a new model, e.g. "
+                  "'image_size=16,num_hidden_layers=6,merge_layers=[3,5]'."},
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={"help": "Replace the classifier head when the checkpoint has a different number of classes."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub models and data sets are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models or data sets."})
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="digits",
+        metadata={"help": f"A preset ({', '.join(DATASET_PRESETS)}) or any Hub data set id. 'digits' is built in "
+                  "and needs no network."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: the preset's, "
+                                                                      "else 'image')."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: the preset's, "
+                                                                      "else 'label')."})
+    train_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local folder of class sub-folders, or a folder holding train/ and val/ (or test/)."},
+    )
+    validation_dir: str | None = field(default=None, metadata={"help": "Held-out folder of class sub-folders."})
+    train_val_split: float = field(
+        default=0.15, metadata={"help": "Fraction of train held out when the data has no held-out split."}
+    )
+    broken_images: str = field(
+        default="skip",
+        metadata={"help": "Unreadable image files in a folder: 'skip' them (each path is logged) or 'error'."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many train images."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many held-out images."})
+
+
+@dataclass
+class RecipeArguments:
+    """The DEMS recipe. Defaults (None here) come from --stage and the data set preset: dems_training/recipe.py."""
+
+    stage: str = field(default="pretrain", metadata={"help": f"One of {STAGES}: sets the reference defaults."})
+    global_batch_size: int | None = field(
+        default=None, metadata={"help": "Images per optimizer step over all processes (reference: 256)."}
+    )
+    base_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate per 256 images (5e-4 pretrain, 1e-3 finetune); --learning_rate "
+                  "sets the peak directly."},
+    )
+    min_learning_rate: float | None = field(default=None, metadata={"help": "End of the cosine (1e-6)."})
+    warmup_epochs: float | None = field(default=None, metadata={"help": "Linear warm-up epochs (10 pretrain)."})
+    drop_path_rate: float | None = field(default=None, metadata={"help": "Stochastic depth (0.15 / 0.2)."})
+    attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "(0.05 / 0)."})
+    mixup_alpha: float | None = field(default=None, metadata={"help": "Mixup Beta alpha (0.8); 0 turns it off."})
+    cutmix_alpha: float | None = field(default=None, metadata={"help": "Cutmix Beta alpha (1.0); 0 turns it off."})
+    mixup_prob: float | None = field(default=None, metadata={"help": "Chance a batch is mixed (1.0)."})
+    mixup_switch_prob: float | None = field(default=None, metadata={"help": "Chance of cutmix over mixup (0.5)."})
+    label_smoothing: float | None = field(default=None, metadata={"help": "Label smoothing in the targets (0.1)."})
+    augmentation_schedule: bool | None = field(
+        default=None,
+        metadata={"help": "Train with the decaying augmentation schedule (pretrain) instead of resize + normalise "
+                  "(finetune)."},
+    )
+    augmentation_p0: float | None = field(
+        default=None, metadata={"help": "Initial probability of colour jitter, greyscale and solarize (0.6 tiny, "
+                                        "0.8 small)."}
+    )
+    crop_scale_min: float | None = field(default=None, metadata={"help": "Random-resized-crop minimum area (0.2)."})
+    hflip_prob: float | None = field(default=None, metadata={"help": "Horizontal flip probability (0.5)."})
+    decay_all_parameters: bool = field(
+        default=True,
+        metadata={"help": "Weight decay on every parameter, as the reference (False: Trainer's choice, no decay on "
+                  "biases and LayerNorm)."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into a non-empty --output_dir that holds no checkpoint to resume (its files may "
+                  "be overwritten)."},
+    )
+
+
+def parse_arguments(argv: list[str]):
+    parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(argv[0], encoding="utf-8") as f:
+            given = json.load(f)
+    else:
+        given = user_given_options(parser, argv)
+    preset = preset_for(given.get("dataset", "digits"), given.get("train_dir"))
+    defaults = recipe_defaults(given, preset.recipe_overrides, world_size())
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_dict({**defaults, **given})
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    for log in (logger, logging.getLogger("dems_training")):
+        log.setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def subset(dataset, limit: int | None, flag: str):
+    if limit is None:
+        return dataset
+    if limit < 1:
+        raise UserInputError(f"{flag}={limit} must be a positive number of images.")
+    return dataset.select(range(min(limit, len(dataset))))
+
+
+def run(argv: list[str]) -> dict:
+    model_args, data_args, recipe_args, training_args = parse_arguments(argv)
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank {training_args.process_index} of world size {training_args.world_size}, device "
+        f"{training_args.device}, global batch {recipe_args.global_batch_size} = "
+        f"{training_args.per_device_train_batch_size} per device x {training_args.world_size} process(es) x "
+        f"{training_args.gradient_accumulation_steps} accumulation step(s), peak lr {training_args.learning_rate:g}"
+    )
+    if recipe_args.stage == "finetune" and model_args.model_name_or_path is None and training_args.do_train:
+        raise UserInputError("--stage finetune needs --model_name_or_path (the pretrain run's folder, a Hub id or a "
+                             "reference .pth).")
+
+    # Resume the run in --output_dir if it has a checkpoint; refuse to write over anything else.
+    resume_from = find_resume_checkpoint(training_args, recipe_args.overwrite_output_dir)
+    set_seed(training_args.seed)
+
+    data = load_data(
+        dataset=data_args.dataset,
+        dataset_config_name=data_args.dataset_config_name,
+        image_column=data_args.image_column,
+        label_column=data_args.label_column,
+        train_dir=data_args.train_dir,
+        validation_dir=data_args.validation_dir,
+        train_val_split=data_args.train_val_split,
+        broken_images=data_args.broken_images,
+        cache_dir=model_args.cache_dir,
+        token=model_args.token,
+        seed=training_args.seed,
+    )
+    preset = preset_for(data_args.dataset, data_args.train_dir)
+    logger.info(f"Data: {data.source}: {len(data.train)} train / {len(data.eval)} held-out images, "
+                f"{len(data.class_names)} classes")
+
+    model = build_model(model_args, recipe_args, preset, data.class_names)
+    image_processor = build_image_processor(model_args.model_name_or_path, model.config, preset)
+
+    size, channels = model.config.image_size, model.config.num_channels
+    mean, std = image_processor.image_mean, image_processor.image_std
+    if recipe_args.augmentation_schedule:
+        p0 = recipe_args.augmentation_p0
+        if p0 is None:  # the reference: 0.6 for tiny, 0.8 for small
+            p0 = 0.8 if model.config.hidden_size >= 384 else 0.6
+        train_transform = ScheduledAugmentation(
+            size, mean, std, channels,
+            schedule=AugmentationSchedule(p0, p0, p0),
+            crop_scale=(recipe_args.crop_scale_min, 1.0),
+            hflip_prob=recipe_args.hflip_prob,
+        )
+        callbacks = [AugmentationScheduleCallback(train_transform)]
+    else:
+        train_transform, callbacks = ResizeNormalize(size, mean, std, channels), []
+
+    train_dataset = TransformedImageDataset(
+        subset(data.train, data_args.max_train_samples, "--max_train_samples"),
+        data.image_column, data.label_column, train_transform,
+    )
+    eval_dataset = TransformedImageDataset(
+        subset(data.eval, data_args.max_eval_samples, "--max_eval_samples"),
+        data.image_column, data.label_column, ProcessorTransform(image_processor),
+    )
+    mixer = MixupCutmixCollator(
+        num_classes=model.config.num_labels,
+        mixup_alpha=recipe_args.mixup_alpha,
+        cutmix_alpha=recipe_args.cutmix_alpha,
+        mix_prob=recipe_args.mixup_prob,
+        switch_prob=recipe_args.mixup_switch_prob,
+        label_smoothing=recipe_args.label_smoothing,
+    )
+    top_k = TopKAccuracy(top_k=(1, 5))
+
+    trainer = DemsTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        data_collator=mixer,
+        eval_data_collator=default_collator,
+        compute_metrics=top_k,
+        preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
+        processing_class=image_processor,
+        callbacks=callbacks,
+        decay_all_parameters=recipe_args.decay_all_parameters,
+    )
+
+    results = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or resume_from
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()  # model, config and image processor: what `pipeline` loads
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+        results.update(train_result.metrics)
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+        if trainer.is_world_process_zero():
+            print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
+                  f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {len(eval_dataset)} images of {data.source}")
+    if trainer.is_world_process_zero() and training_args.do_train:
+        write_model_card(trainer, model_args, data_args, recipe_args, data, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except UserInputError as error:
+        # What the user asked for cannot work: one line, no stack trace.
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
