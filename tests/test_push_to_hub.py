@@ -450,6 +450,14 @@ def test_error_nothing_to_do(trained, capsys):
     assert_one_line_error(code, err, "give --repo_id to upload, or --local_dir / --dry_run")
 
 
+def test_export_check_catches_weights_that_differ(exported):
+    # The folder is reloaded and compared tensor by tensor before anything is written out or uploaded.
+    other = DemsForImageClassification(tiny_config())
+    source = push_to_hub.Source(model=other, processor=None, name="other")
+    with pytest.raises(push_to_hub.PushError, match="the exported weights differ from the model's"):
+        push_to_hub.verify_folder(source, exported)
+
+
 def test_command_line_reports_errors_in_one_line(tmp_path):
     script = REPO_ROOT / "push_to_hub.py"
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
