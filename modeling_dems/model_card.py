@@ -43,6 +43,7 @@ _NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "tota
 
 _RECIPE_HEADING = "## Training"
 _NO_DATASET = "evaluation set"  # model-index name when the data set is unknown
+_SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "eval", "images"}
 
 RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
 
@@ -154,7 +155,7 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
         f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
     )
     if dataset:
-        shown = dataset if _is_hub_dataset_id(dataset) else os.path.basename(os.path.normpath(dataset))
+        shown = _dataset_name(dataset)
         link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
         text += f" It was trained on {link}"
         text += f", fine-tuned from [{base_model}](https://huggingface.co/{base_model})." if base_model else "."
@@ -277,7 +278,7 @@ def _eval_results(results: Mapping | None, dataset: str | None) -> list[EvalResu
             EvalResult(
                 task_type="image-classification",
                 task_name="Image Classification",
-                dataset_type=dataset if _is_hub_dataset_id(dataset) else name,
+                dataset_type=_dataset_type(dataset, name),
                 dataset_name=name,
                 dataset_split=_split_of(key),
                 metric_type="accuracy",
@@ -302,7 +303,27 @@ def _split_of(key: str) -> str | None:
 def _dataset_name(dataset: str | None) -> str:
     if not dataset:
         return _NO_DATASET
-    return dataset if _is_hub_dataset_id(dataset) else os.path.basename(os.path.normpath(dataset))
+    return dataset if _is_hub_dataset_id(dataset) else _without_local_paths(dataset)
+
+
+def _without_local_paths(text: str) -> str:
+    """Replace each local path in `text` by the name of the data set folder: no machine's paths on the Hub.
+    `/data/caltech101/train` becomes `caltech101` (split folders name no data set)."""
+
+    def short(match: re.Match) -> str:
+        parts = [p for p in re.split(r"[/\\]", match.group(0)) if p not in ("", ".", "..")]
+        while len(parts) > 1 and parts[-1].lower() in _SPLIT_FOLDERS:
+            parts.pop()
+        return parts[-1] if parts else match.group(0)
+
+    return re.sub(r"\S*[/\\]\S*", short, text)
+
+
+def _dataset_type(dataset: str | None, name: str) -> str:
+    # The model-index wants an identifier: the Hub id, else a slug of the name.
+    if _is_hub_dataset_id(dataset):
+        return dataset
+    return re.sub(r"[^\w.-]+", "-", name).strip("-").lower() or "custom"
 
 
 def _is_hub_dataset_id(dataset: str | None) -> bool:

@@ -80,6 +80,20 @@ def test_local_dataset_stays_out_of_the_metadata(tmp_path):
     assert str(tmp_path) not in card.text  # no local paths on the Hub
 
 
+def test_local_paths_in_a_dataset_description_are_shortened():
+    # train.py describes an image-folder data set by its path.
+    text = render_model_card(
+        model_name="m", dataset="image folder /srv/data/caltech101/train", results={"eval_top1_accuracy": 0.8},
+        config=config(),
+    )
+    data = ModelCard(text).data.to_dict()
+    assert data["model-index"][0]["results"][0]["dataset"] == {
+        "name": "image folder caltech101", "type": "image-folder-caltech101", "split": "validation"
+    }
+    assert "/srv/data" not in text
+    assert "trained on `image folder caltech101`" in text
+
+
 def test_architecture_table_describes_the_config():
     text = render_model_card(model_name="m", config=config(), num_parameters=5_600_258)
     assert "| width | 192 |" in text
