@@ -1,0 +1,88 @@
+"""Smoke test of benchmarks/throughput.py: it runs end to end on a small batch and writes a JSON report whose figures
+are consistent. Speed itself is the benchmark's business, not a test's: nothing here depends on how fast it runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(throughput, tmp_path, *extra, batch_size: int = 2) -> dict:
+    # One untimed and one timed iteration: the figures' consistency is tested here, not their stability.
+    path = tmp_path / "out.json"
+    argv = ["--batch_size", str(batch_size), "--warmup", "0", "--iters", "1", "--matmul_size", "128", "--device", "cpu"]
+    throughput.main([*argv, "--json", str(path), *extra])
+    return json.loads(path.read_text())
+
+
+def test_reports_reference_flops_for_both_attention_implementations(throughput, tmp_path, capsys):
+    report = run(
+        throughput,
+        tmp_path,
+        "--presets",
+        "tiny-32",
+        "--attn_implementation",
+        "sdpa",
+        "eager",
+        "--skip_memory",
+        batch_size=1,
+    )
+    results = report["results"]
+    assert [r["attn_implementation"] for r in results] == ["sdpa", "eager"]
+    for result in results:
+        assert result["preset"] == "tiny-32" and result["batch_size"] == 1 and result["dtype"] == "fp32"
+        assert "memory_bytes" not in result
+        # ARCHITECTURE.md: tiny at 32/2 costs 2.03 GMACs per image. SDPA must be credited with the attention
+        # products too (the flop counter has no formula for the CPU flash kernel).
+        assert round(result["inference"]["flops"] / 2 / 1e9, 2) == 2.03
+        # Backward is about twice the forward; the first convolutions need no input gradient, so slightly less.
+        ratio = result["train"]["flops"] / result["inference"]["flops"]
+        assert 2.9 < ratio <= 3.0
+        for name in ("train", "inference"):
+            figures = result[name]
+            assert len(figures["times_s"]) == 1
+            assert figures["median_s"] > 0
+            assert figures["images_per_s"] == pytest.approx(1 / figures["median_s"])
+            assert figures["flops_per_s"] == pytest.approx(figures["flops"] / figures["median_s"])
+            assert figures["roofline_ratio"] == pytest.approx(figures["flops_per_s"] / result["matmul_flops_per_s"])
+    environment = report["environment"]
+    assert environment["torch"] and environment["threads"] >= 1 and environment["matmul_size"] == 128
+    table = capsys.readouterr().out
+    assert "tiny-32" in table and "roofline matmul" in table
+
+
+def test_memory_and_gradient_checkpointing(throughput, tmp_path):
+    small = ["--override", "num_hidden_layers=4", "merge_layers=[2,3]", "--skip_inference"]
+    plain = run(throughput, tmp_path, *small)["results"][0]
+    checkpointed = run(throughput, tmp_path, *small, "--gradient_checkpointing")["results"][0]
+    assert checkpointed["gradient_checkpointing"] and not plain["gradient_checkpointing"]
+    assert plain["config_overrides"] == ["num_hidden_layers=4", "merge_layers=[2,3]"]
+    assert "inference" not in plain
+    parameters = 4 * 192 * 192 * 12 + 2 * (192 * 384 + 384 * 96)  # the blocks' and mergers' weights, roughly
+    for result in (plain, checkpointed):
+        memory = result["memory_bytes"]
+        # fp32 weights and AdamW's two moments, each as large: more than three times the weights' bytes.
+        assert memory["resident"] > 3 * 4 * parameters
+        assert 0 < memory["saved"] <= memory["peak_above_resident"]
+        assert memory["peak"] == memory["resident"] + memory["peak_above_resident"]
+        assert memory["saved_per_image"] == memory["saved"] / 2
+    # Same model, same work credited; the checkpointed forward keeps only the blocks' inputs.
+    assert checkpointed["train"]["flops"] == plain["train"]["flops"]
+    assert checkpointed["memory_bytes"]["saved"] < plain["memory_bytes"]["saved"] / 2
+
+
+def test_bad_override_is_rejected(throughput, tmp_path):
+    with pytest.raises(SystemExit):
+        run(throughput, tmp_path, "--override", "num_hidden_layers")
