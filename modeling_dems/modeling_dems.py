@@ -137,7 +137,8 @@ class DemsEmbeddings(nn.Module):
         tokens = torch.cat([group_grid_by_region(embed(pixel_values), side) for embed, side in scales], dim=2)
         tokens = tokens.flatten(1, 2)
         if height == width == self.config.image_size:
-            position = self.position_embeddings
+            # a no-op unless the weights were loaded in another dtype than the buffer was built in
+            position = self.position_embeddings.to(tokens.dtype)
         else:
             position = regional_position_embedding(height, width, self.config, tokens.device, tokens.dtype)
         tokens = tokens + position

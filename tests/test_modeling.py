@@ -155,6 +155,18 @@ def test_save_and_load_give_identical_logits(tmp_path, small_config, pixels):
     assert torch.equal(model.dems.embeddings.position_embeddings, loaded.dems.embeddings.position_embeddings)
 
 
+def test_loading_in_bfloat16_runs(tmp_path, small_config, pixels):
+    model = _eval_model(small_config)
+    model.save_pretrained(tmp_path)
+    loaded = DemsForImageClassification.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    assert loaded.classifier.weight.dtype == torch.bfloat16
+    with torch.no_grad():
+        logits = loaded(pixels).logits
+        expected = model(pixels).logits
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), expected, rtol=0, atol=0.1)
+
+
 def test_gradient_checkpointing_gives_the_same_gradients(small_config, pixels):
     labels = torch.tensor([0, 2])
     model = _eval_model(small_config).train()
