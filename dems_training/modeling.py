@@ -116,9 +116,6 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]) -> Dems
                 f"--model_name_or_path={path!r} cannot be loaded ({str(error).splitlines()[0]}). Give a folder "
                 "saved by train.py or save_pretrained, a reachable Hub id, or a reference .pth file."
             ) from None
-    # The model's loss is a batch mean and ignores `num_items_in_batch`; without this, Trainer (which sees
-    # **kwargs in forward) would skip its gradient-accumulation scaling and multiply the loss by the world size.
-    model.accepts_loss_kwargs = False
     return model
 
 

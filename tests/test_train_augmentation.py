@@ -23,7 +23,8 @@ def test_schedule_follows_the_cosine_from_p0_to_zero():
     assert half["color_jitter"] == pytest.approx(0.3) and half["solarize"] == pytest.approx(0.4)
     assert schedule.probabilities(10, 10)["grayscale"] == pytest.approx(0.0, abs=1e-12)
     e, total = 3, 800
-    assert schedule.probabilities(e, total)["color_jitter"] == pytest.approx(0.5 * 0.6 * (1 + math.cos(math.pi * e / total)))
+    expected = 0.5 * 0.6 * (1 + math.cos(math.pi * e / total))
+    assert schedule.probabilities(e, total)["color_jitter"] == pytest.approx(expected)
     values = [schedule.probabilities(e, 10)["solarize"] for e in range(11)]
     assert values == sorted(values, reverse=True)
 

@@ -16,7 +16,9 @@ def examples(n=8, classes=5, size=8):
 
 
 @pytest.mark.parametrize(
-    "mixup_alpha,cutmix_alpha", [(0.8, 1.0), (0.8, 0.0), (0.0, 1.0), (0.0, 0.0)], ids=["both", "mixup", "cutmix", "none"]
+    "mixup_alpha,cutmix_alpha",
+    [(0.8, 1.0), (0.8, 0.0), (0.0, 1.0), (0.0, 0.0)],
+    ids=["both", "mixup", "cutmix", "none"],
 )
 def test_soft_targets_sum_to_one_and_stay_in_range(mixup_alpha, cutmix_alpha):
     random.seed(0)

@@ -9,8 +9,12 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, "train.py")
 
-# One 16x16 region, 2 blocks, width 32: a forward/backward of 32 images takes a few hundredths of a second.
-TINY_MODEL = "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,merge_layers=[1,2],num_merged_tokens=[16,8],mlp_ratios=[2,2,2]"  # noqa: E501
+# One 16x16 region, 3 blocks, width 32. The first block sees every token before the two merges: merging at block 1
+# would average raw patch embeddings (the merge starts near-uniform) and leave the class token nothing to learn from.
+TINY_MODEL = (
+    "image_size=16,hidden_size=32,num_hidden_layers=3,num_attention_heads=2,merge_layers=[2,3],"
+    "num_merged_tokens=[16,8],mlp_ratios=[2,2,2]"
+)
 
 # Quiet, fast, deterministic Trainer settings shared by the runs.
 QUIET = ["--disable_tqdm", "true", "--report_to", "none", "--dataloader_pin_memory", "false", "--seed", "0"]
