@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 
+import torch
+
 from . import UserInputError
 
 
@@ -40,6 +42,8 @@ COMMON_DEFAULTS = {
     "logging_strategy": "steps",
     "logging_steps": 0.02,  # a ratio: 50 loss points over the run, whatever its length
     "remove_unused_columns": False,
+    # Every parameter takes part in every forward pass: spare DDP its search for unused ones.
+    "ddp_find_unused_parameters": False,
     "output_dir": "outputs/dems",
 }
 
@@ -94,6 +98,9 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     defaults = {**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **preset_overrides}
     if tensorboard_installed():
         defaults["report_to"] = "tensorboard"
+    if processes > 1 and not torch.cuda.is_available():
+        # torchrun on a machine without GPUs: TrainingArguments only sets up gloo DDP when told to use the CPU.
+        defaults["use_cpu"] = True
 
     def effective(name):
         return given.get(name, defaults.get(name))
