@@ -185,9 +185,11 @@ class DemsSelfAttention(nn.Module):
         self, hidden_states: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, dim = hidden_states.shape
-        # (B, N, 3D) -> (3, B, heads, N, head_dim): q, k, v each contiguous per head as in the reference.
-        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        query, key, value = qkv.unbind(0)
+        # (B, N, 3D) -> three (B, heads, N, head_dim) views, q | k | v then heads as in the reference. Unbinding the
+        # `3` axis in place (rather than moving it first) makes the backward's stack write the gradients straight
+        # into the (B, N, 3D) layout the qkv matmul needs, instead of stacking and then copying once more.
+        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
+        query, key, value = (t.transpose(1, 2) for t in qkv.unbind(2))
         implementation = "eager" if output_attentions else self.config._attn_implementation
         attention: Callable = eager_attention_forward
         if implementation != "eager":
