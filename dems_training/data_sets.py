@@ -159,7 +159,7 @@ def load_data(
     elif validation_dir is not None:
         raise UserInputError(f"--validation_dir={validation_dir!r} needs --train_dir as well.")
     elif dataset == "digits":
-        splits, source = load_digits_dataset(), "digits (scikit-learn, 8x8 handwritten digits)"
+        splits, source = load_digits_dataset(), "scikit-learn digits"
     elif dataset == "caltech101":
         raise UserInputError(
             "--dataset=caltech101 has no standard split on the Hub: pass --train_dir pointing at a folder with "

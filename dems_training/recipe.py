@@ -96,6 +96,9 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     if stage not in STAGES:
         raise UserInputError(f"--stage={stage!r} must be one of {STAGES}.")
     defaults = {**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **preset_overrides}
+    if given.get("do_eval") is False:
+        # Trainer turns do_eval back on whenever an eval strategy is set: --do_eval false means no evaluation at all.
+        defaults["eval_strategy"] = "no"
     if tensorboard_installed():
         defaults["report_to"] = "tensorboard"
     if processes > 1 and not torch.cuda.is_available():

@@ -11,7 +11,7 @@ import train
 from dems_training.augmentation import ScheduledAugmentation
 
 
-TRAIN_IMAGES, EPOCHS, P0 = 48, 3, 0.6  # p0 = 0.6: a tiny-width model
+TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6  # p0 = 0.6: a tiny-width model
 
 
 @pytest.mark.parametrize("persistent", ["false", "true"], ids=["fresh-workers", "persistent-workers"])
