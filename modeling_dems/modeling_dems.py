@@ -329,9 +329,11 @@ class DemsEncoder(nn.Module):
     @staticmethod
     def _merge(hidden_states: torch.Tensor, merger: DemsTokenMerger, num_regions: int) -> torch.Tensor:
         batch, _, dim = hidden_states.shape
-        # The class token passes through; the patch tokens are already laid out region after region.
-        regions = hidden_states[:, 1:].reshape(batch, num_regions, -1, dim)
-        return torch.cat([hidden_states[:, :1], merger(regions).flatten(1, 2)], dim=1)
+        # The class token passes through; the patch tokens are already laid out region after region. `split` rather
+        # than two slices: its backward is one cat, where each slice's would zero a full-size gradient to add up.
+        cls_token, patches = hidden_states.split([1, hidden_states.shape[1] - 1], dim=1)
+        regions = patches.reshape(batch, num_regions, -1, dim)
+        return torch.cat([cls_token, merger(regions).flatten(1, 2)], dim=1)
 
 
 class DemsPreTrainedModel(PreTrainedModel):
