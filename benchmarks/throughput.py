@@ -90,6 +90,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--matmul_size", type=int, default=4096, help="side of the square roofline matmul (default 4096)"
     )
+    parser.add_argument(
+        "--max_foreign_load",
+        type=float,
+        default=None,
+        help="on a shared machine: discard and repeat iterations (and matmul samples) during which other processes\n"
+        "used more than this fraction of the CPUs (e.g. 0.05); see ForeignLoad",
+    )
+    parser.add_argument("--max_attempts", type=int, default=5, help="with --max_foreign_load: at most this x iters")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     parser.add_argument("--skip_inference", action="store_true", help="time the training step only")
     parser.add_argument("--skip_memory", action="store_true", help="skip the memory measurement")
@@ -109,37 +117,85 @@ def autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def timed(fn: Callable[[], object], device: torch.device) -> float:
+class ForeignLoad:
+    """How busy other processes kept the CPUs while a measurement ran: the CPU time the whole machine spent busy
+    (/proc/stat, hypervisor steal included) minus this process's own (all its threads), as a fraction of the
+    machine's capacity over the measurement's wall time. 0 is an undisturbed measurement; on a shared 2-core machine
+    a neighbour's test run shows up as 0.3-0.5. None where /proc/stat is missing (not Linux)."""
+
+    def __init__(self):
+        self.available = Path("/proc/stat").exists()
+        self.cpus = os.cpu_count() or 1
+        self.tick = os.sysconf("SC_CLK_TCK") if self.available else 100
+
+    def snapshot(self) -> tuple[float, float, float]:
+        busy = 0.0
+        if self.available:
+            # cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+            busy = (sum(fields) - fields[3] - fields[4]) / self.tick
+        own = os.times()
+        return time.perf_counter(), busy, own.user + own.system
+
+    def fraction(self, start: tuple[float, float, float], end: tuple[float, float, float]) -> float | None:
+        if not self.available:
+            return None
+        wall = end[0] - start[0]
+        foreign = (end[1] - start[1]) - (end[2] - start[2])
+        # Tick granularity (10 ms) can make short measurements read slightly negative.
+        return max(0.0, foreign) / (wall * self.cpus) if wall > 0 else 0.0
+
+
+FOREIGN_LOAD = ForeignLoad()
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float | None]:
+    """(wall seconds of `fn`, foreign load while it ran)."""
     synchronize(device)
-    start = time.perf_counter()
+    start = FOREIGN_LOAD.snapshot()
     fn()
     synchronize(device)
-    return time.perf_counter() - start
+    end = FOREIGN_LOAD.snapshot()
+    return end[0] - start[0], FOREIGN_LOAD.fraction(start, end)
+
+
+def is_quiet(load: float | None, max_load: float | None) -> bool:
+    return max_load is None or load is None or load <= max_load
 
 
 class Roofline:
     """FLOP/s of an `n x n @ n x n` product in the benchmark's dtype. Sampled between the model's timed iterations
-    so that a neighbour's load slows both alike; the ratio uses the median of all samples."""
+    so that a neighbour's load slows both alike; the ratio uses the median of the samples (those taken under at most
+    `max_load` foreign load when that is set)."""
 
-    def __init__(self, n: int, device: torch.device, dtype: torch.dtype):
+    def __init__(self, n: int, device: torch.device, dtype: torch.dtype, max_load: float | None = None):
         generator = torch.Generator(device=device).manual_seed(0)
         self.a = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
         self.b = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
         self.out = torch.empty(n, n, device=device, dtype=dtype)
         self.flops = 2 * n**3
         self.device = device
+        self.max_load = max_load
         self.samples: list[float] = []
+        self.all_samples: list[float] = []
         for _ in range(2):  # warm-up: first-touch of the pages, library initialisation, GPU clocks
             self.sample()
+        self.clear()
+
+    def clear(self) -> None:
         self.samples.clear()
+        self.all_samples.clear()
 
     def sample(self) -> None:
-        seconds = timed(lambda: torch.mm(self.a, self.b, out=self.out), self.device)
-        self.samples.append(self.flops / seconds)
+        seconds, load = timed(lambda: torch.mm(self.a, self.b, out=self.out), self.device)
+        self.all_samples.append(self.flops / seconds)
+        if is_quiet(load, self.max_load):
+            self.samples.append(self.flops / seconds)
 
     @property
     def flops_per_second(self) -> float:
-        return statistics.median(self.samples)
+        # No quiet sample at all: fall back to every sample rather than fail (the report shows the loads).
+        return statistics.median(self.samples or self.all_samples)
 
 
 def make_config(preset: str, args: argparse.Namespace) -> DemsConfig:
@@ -275,7 +331,7 @@ class Runner:
 
 def bench_one(preset: str, attn_implementation: str, args, device, batch, flops, roofline: Roofline) -> dict:
     runner = Runner(preset, attn_implementation, args, device, batch)
-    roofline.samples.clear()
+    roofline.clear()
     result = {
         "preset": preset,
         "attn_implementation": attn_implementation,
@@ -295,21 +351,35 @@ def bench_one(preset: str, attn_implementation: str, args, device, batch, flops,
             continue
         for _ in range(args.warmup):
             fn()
-        seconds = []
-        for _ in range(args.iters):
-            seconds.append(timed(fn, device))
+        seconds, loads, discarded, discarded_loads = [], [], [], []
+        # With --max_foreign_load, an iteration that a neighbour disturbed is discarded and run again, up to
+        # --max_attempts times iters in all; without it every iteration counts.
+        for _ in range(args.iters * (args.max_attempts if args.max_foreign_load is not None else 1)):
+            elapsed, load = timed(fn, device)
+            quiet = is_quiet(load, args.max_foreign_load)
+            (seconds if quiet else discarded).append(elapsed)
+            (loads if quiet else discarded_loads).append(load)
             roofline.sample()
+            if len(seconds) == args.iters:
+                break
+        if not seconds:
+            print(f"{preset} {attn_implementation} {name}: no quiet iteration; reporting the disturbed ones")
+            seconds, loads, discarded, discarded_loads = discarded, discarded_loads, [], []
         median = statistics.median(seconds)
         result[name] = {
             "median_s": median,
             "min_s": min(seconds),
             "max_s": max(seconds),
             "times_s": seconds,
+            "foreign_load": loads,
+            "discarded_times_s": discarded,
+            "discarded_foreign_load": discarded_loads,
             "images_per_s": args.batch_size / median,
             "flops": step_flops,
             "flops_per_s": step_flops / median,
         }
     result["matmul_flops_per_s"] = roofline.flops_per_second
+    result["matmul_samples"] = len(roofline.samples) or len(roofline.all_samples)
     for name in ("train", "inference"):
         if name in result:
             result[name]["roofline_ratio"] = result[name]["flops_per_s"] / roofline.flops_per_second
@@ -332,6 +402,10 @@ def environment(device: torch.device, args: argparse.Namespace) -> dict:
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "matmul_size": args.matmul_size,
+        # Settings that change CPU speed without changing the code: allocator, OpenMP.
+        "env": {
+            k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "OMP_", "KMP_", "GOMP_", "LD_PRELOAD"))
+        },
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -351,7 +425,7 @@ def format_table(results: list[dict]) -> str:
     header = (
         f"{'preset':<10} {'attn':<5} {'comp':<4} {'gc':<3} {'dtype':<5} {'batch':>5} | "
         f"{'train ms':>9} {'img/s':>7} {'GFLOP':>7} {'GFLOP/s':>8} {'ratio':>5} | "
-        f"{'infer ms':>9} {'img/s':>7} {'GFLOP/s':>8} {'ratio':>5} | {'peak MB':>8} {'saved KB/img':>12}"
+        f"{'infer ms':>9} {'img/s':>7} {'GFLOP/s':>8} {'ratio':>5} | {'peak MB':>8} {'saved KB/img':>12} {'load':>5}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
@@ -371,9 +445,16 @@ def format_table(results: list[dict]) -> str:
             line += f"{'-':>9} {'-':>7} {'-':>8} {'-':>5} | "
         if memory:
             line += f"{memory['peak'] / 2**20:>8.1f} {memory['saved_per_image'] / 2**10:>12.1f}"
+        else:
+            line += f"{'-':>8} {'-':>12}"
+        loads = [v for v in train["foreign_load"] if v is not None]
+        line += f" {statistics.median(loads):>5.2f}" if loads else f" {'-':>5}"
         lines.append(line)
     matmul = ", ".join(f"{r['matmul_flops_per_s'] / 1e9:.1f}" for r in results)
     lines.append(f"roofline matmul GFLOP/s (median per row): {matmul}")
+    lines.append(
+        "ratio: achieved / roofline FLOP/s; load: median CPU share other processes took during the train steps"
+    )
     return "\n".join(lines)
 
 
@@ -388,7 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
         # What one would train with: TF32 off keeps fp32 products fp32, so the fp32 roofline and the model agree.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    roofline = Roofline(args.matmul_size, device, DTYPES[args.dtype])
+    roofline = Roofline(args.matmul_size, device, DTYPES[args.dtype], args.max_foreign_load)
     results = []
     for preset in args.presets:
         batch = make_batch(preset, args, device)

@@ -46,11 +46,16 @@ def assert_one_graph(fn, *args, **kwargs) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_dynamo():
+def fresh_dynamo_one_thread():
     # explain() and compile() cache per code object; a clean slate keeps the tests independent of their order.
+    # One thread: these models are tiny, and two OpenMP threads on a machine shared with other test runs can take
+    # many times longer.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
