@@ -40,9 +40,10 @@ class DatasetPreset:
 
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {
-    # 8x8 digits upsampled to 16x16: one 16x16 region, a small and fast model. The reference recipe's 800 epochs
-    # are shortened so that the run finishes in minutes on a laptop CPU; the augmentation stays on, but without the
-    # horizontal flip, which turns some digits into others.
+    # A CPU smoke recipe, not the reference's: 8x8 digits upsampled to 16x16 (one region of 85 tokens), a narrow
+    # 4-block model whose two merges come late (so that the class token first sees every token), 40 short epochs.
+    # Mixup/cutmix are off and the colour schedule is mild: solarize turns white strokes black, and a model this
+    # small on 1,437 images needs the clean signal to pass 90% within minutes.
     "digits": DatasetPreset(
         hub_id=None,
         model_preset="tiny-32",
@@ -54,17 +55,20 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {
             "hidden_size": 64,
             "num_hidden_layers": 4,
             "num_attention_heads": 2,
-            "merge_layers": [2, 3],
+            "merge_layers": [3, 4],
             "num_merged_tokens": [32, 16],
             "mlp_ratios": [2.0, 2.0, 2.0],
         },
         recipe_overrides={
-            "num_train_epochs": 30,
-            "global_batch_size": 64,
-            "base_learning_rate": 2e-3,
+            "num_train_epochs": 40,
+            "global_batch_size": 32,
+            "base_learning_rate": 1.6e-2,  # 2e-3 at batch 32
             "warmup_epochs": 2,
+            "mixup_alpha": 0.0,
+            "cutmix_alpha": 0.0,
+            "augmentation_p0": 0.3,
             "hflip_prob": 0.0,
-            "crop_scale_min": 0.5,
+            "crop_scale_min": 0.6,
             "drop_path_rate": 0.0,
             "attention_probs_dropout_prob": 0.0,
         },

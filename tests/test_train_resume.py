@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from train_helpers import REPO, TRAIN_SCRIPT, offline_env, run_train_script, tiny_run_args
+from train_helpers import REPO, TRAIN_SCRIPT, offline_env, run_train_script, single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
 
 import train
 

@@ -5,13 +5,13 @@ import math
 import os
 
 import pytest
-from train_helpers import tiny_run_args
+from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
 
 import train
 from dems_training.augmentation import ScheduledAugmentation
 
 
-TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6  # p0 = 0.6: a tiny-width model
+TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6
 
 
 @pytest.mark.parametrize("persistent", ["false", "true"], ids=["fresh-workers", "persistent-workers"])
@@ -33,6 +33,7 @@ def test_each_epoch_uses_its_probabilities_inside_the_workers(tmp_path, monkeypa
             tmp_path / "out",
             "--dataset", "digits",
             "--num_train_epochs", str(EPOCHS),
+            "--augmentation_p0", str(P0),
             "--max_train_samples", str(TRAIN_IMAGES),
             "--global_batch_size", "16",
             "--do_eval", "false",

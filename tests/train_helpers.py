@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+import torch
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, "train.py")
@@ -20,6 +23,16 @@ TINY_MODEL = (
 QUIET = ["--disable_tqdm", "true", "--report_to", "none", "--dataloader_pin_memory", "false", "--seed", "0"]
 
 
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Import this fixture into a test module to train on one thread: the runs here are tiny, and on a shared
+    machine two OpenMP threads spinning against other processes make them several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_run_args(output_dir: str, *extra: str) -> list[str]:
     return ["--output_dir", str(output_dir), "--config_overrides", TINY_MODEL, *QUIET, *extra]
 
@@ -28,6 +41,7 @@ def offline_env(tmp_path=None, **extra) -> dict:
     """Environment for a train.py subprocess: no network, its own caches, no GPU."""
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", CUDA_VISIBLE_DEVICES="")
+    env["OMP_NUM_THREADS"] = "1"  # see single_torch_thread
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("WORLD_SIZE", None)
     if tmp_path is not None:
