@@ -43,6 +43,10 @@ def find_resume_checkpoint(training_args, overwrite_output_dir: bool) -> str | N
             "start again from scratch."
         )
         return checkpoints[-1]
+    if training_args.process_index != 0:
+        # The main process alone decides: it may already have written this run's first files (logs) when another
+        # rank looks, and it stops the whole job if the folder must be refused.
+        return None
     entries = sorted(os.listdir(output_dir))
     raise UserInputError(
         f"--output_dir={output_dir!r} is not empty ({len(entries)} entries, e.g. {entries[:3]}) and holds no "
