@@ -195,6 +195,11 @@ def load_data(
                     f"{flag}={column!r} is not a column of the {split_name} split of {source}; its columns are "
                     f"{split.column_names}."
                 )
+    if not isinstance(train.features[image_column], datasets.Image):
+        raise UserInputError(
+            f"--image_column={image_column!r} holds {train.features[image_column]!r}, not images; name the column "
+            f"that holds them (columns: {train.column_names})."
+        )
     class_names = label_names(train, label_column)
     for split_name, split in (("train", train), ("held-out", held_out)):
         check_label_range(split, label_column, len(class_names), f"{split_name} split of {source}")

@@ -124,3 +124,8 @@ def test_offline_hub_failure_is_one_line_with_the_way_out(tmp_path):
     assert len(message) == 1, result.stderr[-2000:]
     assert "'uoft-cs/cifar10': cannot reach the Hugging Face Hub" in message[0]
     assert "--train_dir" in message[0] and "HF_DATASETS_OFFLINE=1" in message[0]
+
+
+def test_a_column_without_images_is_refused():
+    with pytest.raises(UserInputError, match=r"--image_column='label' holds .*not images"):
+        load_data(dataset="digits", image_column="label")
