@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "used more than this fraction of the CPUs (e.g. 0.05); see ForeignLoad",
     )
     parser.add_argument("--max_attempts", type=int, default=5, help="with --max_foreign_load: at most this x iters")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="wall time (default), or the process's CPU time: with --threads 1 on a shared CPU it leaves out the\n"
+        "time slices the scheduler gave to other jobs (requires --threads 1 and a CPU device)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
     parser.add_argument("--skip_inference", action="store_true", help="time the training step only")
     parser.add_argument("--skip_memory", action="store_true", help="skip the memory measurement")
@@ -134,8 +141,7 @@ class ForeignLoad:
             # cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
             fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
             busy = (sum(fields) - fields[3] - fields[4]) / self.tick
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
+        return time.perf_counter(), busy, time.process_time()
 
     def fraction(self, start: tuple[float, float, float], end: tuple[float, float, float]) -> float | None:
         if not self.available:
@@ -149,14 +155,21 @@ class ForeignLoad:
 FOREIGN_LOAD = ForeignLoad()
 
 
+# "wall" (default) or "cpu": this process's CPU time (time.process_time). With --threads 1 on a CPU shared with
+# other jobs, CPU time leaves out the slices in which the scheduler ran someone else; with more threads it would
+# count OpenMP's spin-waiting as work, so main() allows it with one thread only.
+CLOCK = "wall"
+
+
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float | None]:
-    """(wall seconds of `fn`, foreign load while it ran)."""
+    """(seconds of `fn` on CLOCK, foreign load while it ran)."""
     synchronize(device)
     start = FOREIGN_LOAD.snapshot()
     fn()
     synchronize(device)
     end = FOREIGN_LOAD.snapshot()
-    return end[0] - start[0], FOREIGN_LOAD.fraction(start, end)
+    seconds = end[2] - start[2] if CLOCK == "cpu" else end[0] - start[0]
+    return seconds, FOREIGN_LOAD.fraction(start, end)
 
 
 def is_quiet(load: float | None, max_load: float | None) -> bool:
@@ -402,6 +415,7 @@ def environment(device: torch.device, args: argparse.Namespace) -> dict:
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "matmul_size": args.matmul_size,
+        "clock": args.clock,
         # Settings that change CPU speed without changing the code: allocator, OpenMP.
         "env": {
             k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "OMP_", "KMP_", "GOMP_", "LD_PRELOAD"))
@@ -462,6 +476,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    global CLOCK
+    if args.clock == "cpu" and (args.threads != 1 or not args.device.startswith("cpu")):
+        raise SystemExit("--clock cpu measures one CPU thread: pass --threads 1 and --device cpu")
+    CLOCK = args.clock
     device = torch.device(args.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -476,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
         flops = count_flops(preset, args, device, batch)
         for attn_implementation in args.attn_implementation:
             results.append(bench_one(preset, attn_implementation, args, device, batch, flops, roofline))
-            print(format_table(results[-1:]).splitlines()[-2], flush=True)
+            print(format_table(results[-1:]).splitlines()[2], flush=True)
     report = {"environment": environment(device, args), "results": results}
     print()
     print(format_table(results))
