@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint demo
+.PHONY: setup test lint train demo
 
 # torch==2.13.0 goes in first, alone: any other torch request here would pull the CUDA build (several GB).
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -21,6 +21,11 @@ test: setup
 
 lint: setup
 	$(BIN)/python -m ruff check .
+
+# The main job: train on scikit-learn's digits (offline), print held-out top-1, leave a checkpoint in outputs/digits.
+# One thread: the digits model is tiny, and extra threads only slow it down on a busy machine.
+train: setup
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --output_dir outputs/digits
 
 demo: setup
 	$(BIN)/python -m modeling_dems.demo

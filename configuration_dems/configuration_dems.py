@@ -70,6 +70,8 @@ class DemsConfig(PretrainedConfig):
         merge_layers (`list[int]`, *optional*, defaults to `[6, 10]`):
             1-based block numbers before which each region's tokens are fused (the reference's numbering: `6` merges
             before the 6th block, i.e. before `layers[5]`). Strictly increasing, each in `[1, num_hidden_layers]`.
+            Keep merges after a few blocks, as the reference does: at initialisation the soft assignment is nearly
+            uniform, so a merge before the first block averages raw patch embeddings and learns very slowly.
         num_merged_tokens (`list[int]`, *optional*, defaults to `[64, 64]`):
             Tokens per region after each merge. The first is at most 85 (the tokens a region holds), each next one at
             most the one before.
