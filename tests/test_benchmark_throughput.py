@@ -42,6 +42,8 @@ def test_reports_reference_flops_for_both_attention_implementations(throughput, 
         "sdpa",
         "eager",
         "--skip_memory",
+        "--clock",
+        "cpu",
         batch_size=1,
     )
     results = report["results"]
@@ -64,7 +66,8 @@ def test_reports_reference_flops_for_both_attention_implementations(throughput, 
             assert figures["flops_per_s"] == pytest.approx(figures["flops"] / figures["median_s"])
             assert figures["roofline_ratio"] == pytest.approx(figures["flops_per_s"] / result["matmul_flops_per_s"])
     environment = report["environment"]
-    assert environment["torch"] and environment["threads"] >= 1 and environment["matmul_size"] == 128
+    assert environment["torch"] and environment["threads"] == 1 and environment["matmul_size"] == 128
+    assert environment["clock"] == "cpu"
     table = capsys.readouterr().out
     assert "tiny-32" in table and "roofline matmul" in table
 
@@ -95,6 +98,8 @@ def test_memory_and_gradient_checkpointing(throughput, tmp_path):
     assert checkpointed["memory_bytes"]["saved"] < plain["memory_bytes"]["saved"] / 2
 
 
-def test_bad_override_is_rejected(throughput, tmp_path):
+def test_bad_arguments_are_rejected(throughput, tmp_path):
     with pytest.raises(SystemExit):
         run(throughput, tmp_path, "--override", "num_hidden_layers")
+    with pytest.raises(SystemExit, match="--threads 1"):  # CPU time of two threads would count OpenMP's spinning
+        run(throughput, tmp_path, "--clock", "cpu", "--threads", "2")
