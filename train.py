@@ -37,7 +37,7 @@ from dems_training.modeling import build_image_processor, build_model
 from dems_training.outputs import find_resume_checkpoint, write_model_card
 from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
 from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
-from dems_training.trainer import DemsTrainer
+from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
 
 
 logger = logging.getLogger("train")
@@ -114,6 +114,11 @@ class RecipeArguments:
     )
     min_learning_rate: float | None = field(default=None, metadata={"help": "End of the cosine (1e-6)."})
     warmup_epochs: float | None = field(default=None, metadata={"help": "Linear warm-up epochs (10 pretrain)."})
+    epoch_lr_schedule: bool | None = field(
+        default=None,
+        metadata={"help": "The reference's schedule: one learning rate per epoch, warm-up from the minimum, then "
+                  "cosine (default unless --lr_scheduler_type is given, which selects Trainer's per-step one)."},
+    )
     drop_path_rate: float | None = field(default=None, metadata={"help": "Stochastic depth (0.15 / 0.2)."})
     attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "(0.05 / 0)."})
     mixup_alpha: float | None = field(default=None, metadata={"help": "Mixup Beta alpha (0.8); 0 turns it off."})
@@ -265,6 +270,9 @@ def run(argv: list[str]) -> dict:
         processing_class=image_processor,
         callbacks=callbacks,
         decay_all_parameters=recipe_args.decay_all_parameters,
+        epoch_schedule=EpochLearningRateSchedule(recipe_args.warmup_epochs, recipe_args.min_learning_rate)
+        if recipe_args.epoch_lr_schedule
+        else None,
     )
 
     results = {}

@@ -145,6 +145,9 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
         )
     # Trainer reads warmup_steps below 1 as a fraction of all optimisation steps.
     defaults["warmup_steps"] = warmup_epochs / epochs if warmup_epochs else 0
+    # The reference holds one learning rate per epoch (lr_schedule.py); a --lr_scheduler_type given on the command
+    # line asks for Trainer's per-step schedule instead.
+    defaults["epoch_lr_schedule"] = "lr_scheduler_type" not in given
     if effective("lr_scheduler_type") == "cosine_with_min_lr":
         defaults["lr_scheduler_kwargs"] = json.dumps({"min_lr": effective("min_learning_rate")})
     return defaults

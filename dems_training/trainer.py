@@ -1,20 +1,56 @@
-"""`Trainer` with the two things the DEMS recipe does differently from transformers' defaults."""
+"""`Trainer` with the three things the DEMS recipe does differently from transformers' defaults."""
 
 import contextlib
+from dataclasses import dataclass
 
 from transformers import Trainer
+
+from .lr_schedule import reference_epoch_scheduler
+
+
+@dataclass
+class EpochLearningRateSchedule:
+    """The reference's per-epoch warm-up and cosine (see lr_schedule.py)."""
+
+    warmup_epochs: float
+    min_learning_rate: float
 
 
 class DemsTrainer(Trainer):
     """- Held-out batches are collated by `eval_data_collator` (plain stacking, integer labels), while training
       batches go through the mixup/cutmix collator given as `data_collator`.
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
-      weights out); `decay_all_parameters=False` restores Trainer's choice."""
+      weights out); `decay_all_parameters=False` restores Trainer's choice.
+    - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule instead of
+      `args.lr_scheduler_type`."""
 
-    def __init__(self, *args, eval_data_collator=None, decay_all_parameters: bool = True, **kwargs):
+    def __init__(
+        self,
+        *args,
+        eval_data_collator=None,
+        decay_all_parameters: bool = True,
+        epoch_schedule: EpochLearningRateSchedule | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator
         self.decay_all_parameters = decay_all_parameters
+        self.epoch_schedule = epoch_schedule
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.epoch_schedule is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        # optimizer steps per epoch, as Trainer counts them (per process, after gradient accumulation)
+        steps_per_epoch = max(len(self.get_train_dataloader()) // self.args.gradient_accumulation_steps, 1)
+        self.lr_scheduler = reference_epoch_scheduler(
+            self.optimizer if optimizer is None else optimizer,
+            steps_per_epoch,
+            num_training_steps,
+            self.epoch_schedule.warmup_epochs,
+            self.epoch_schedule.min_learning_rate,
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     @contextlib.contextmanager
     def _collating_with(self, collator):
