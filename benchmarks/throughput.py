@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--compile_mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)")
-    parser.add_argument("--gradient_checkpointing", action="store_true", help="model.gradient_checkpointing_enable()")
+    parser.add_argument("--gradient_checkpointing", action="store_true", help="model.activation_checkpointing_enable()")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations before timing (default 3)")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations; the median is reported (default 10)")
     parser.add_argument(
@@ -273,7 +273,7 @@ class Runner:
         torch.manual_seed(args.seed)
         self.model = build_model(preset, args, attn_implementation, device)
         if args.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            self.model.activation_checkpointing_enable()
         # Fused AdamW (one kernel for all parameters, on CPU as on CUDA) is what transformers' Trainer uses by default
         # on recent torch; its cost is part of the step.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
