@@ -63,7 +63,7 @@ def recipe_summary(training_args, recipe_args) -> dict:
         "optimizer": f"AdamW (betas {training_args.adam_beta1}, {training_args.adam_beta2}), weight decay "
         f"{training_args.weight_decay}" + (" on every parameter" if recipe_args.decay_all_parameters else ""),
         "peak learning rate": training_args.learning_rate,
-        "schedule": f"{training_args.lr_scheduler_type}, warm-up {recipe_args.warmup_epochs} epoch(s)",
+        "schedule": _schedule_summary(training_args, recipe_args),
         "minimum learning rate": recipe_args.min_learning_rate,
         "drop path / attention dropout": f"{recipe_args.drop_path_rate} / {recipe_args.attention_probs_dropout_prob}",
         "mixup / cutmix alpha": f"{recipe_args.mixup_alpha} / {recipe_args.cutmix_alpha} "
@@ -73,6 +73,15 @@ def recipe_summary(training_args, recipe_args) -> dict:
         "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
         "seed": training_args.seed,
     }
+
+
+def _schedule_summary(training_args, recipe_args) -> str:
+    if recipe_args.epoch_lr_schedule:
+        # the trainer's per-epoch schedule rounds warm-up to whole epochs (lr_schedule.py)
+        return f"per-epoch cosine (reference), warm-up {round(recipe_args.warmup_epochs)} epoch(s)"
+    # SchedulerType is a str enum: its value, not "SchedulerType.COSINE"
+    scheduler = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    return f"{scheduler} per step, warm-up {recipe_args.warmup_epochs} epoch(s)"
 
 
 def write_model_card(trainer, model_args, data_args, recipe_args, data, results: dict) -> str:

@@ -66,3 +66,15 @@ def test_trainer_holds_one_rate_per_epoch(tmp_path, small_config):
 def test_the_recipe_uses_the_epoch_schedule_unless_a_trainer_schedule_is_asked_for():
     assert recipe_defaults({}, {}, processes=1)["epoch_lr_schedule"] is True
     assert recipe_defaults({"lr_scheduler_type": "linear"}, {}, processes=1)["epoch_lr_schedule"] is False
+
+
+def test_the_model_card_names_the_schedule_that_ran():
+    from types import SimpleNamespace
+
+    from dems_training.outputs import _schedule_summary
+
+    args = TrainingArguments(output_dir="unused", lr_scheduler_type="cosine_with_min_lr", report_to=[])
+    reference = SimpleNamespace(epoch_lr_schedule=True, warmup_epochs=10.0)
+    assert _schedule_summary(args, reference) == "per-epoch cosine (reference), warm-up 10 epoch(s)"
+    trainer_schedule = SimpleNamespace(epoch_lr_schedule=False, warmup_epochs=0.5)
+    assert _schedule_summary(args, trainer_schedule) == "cosine_with_min_lr per step, warm-up 0.5 epoch(s)"
