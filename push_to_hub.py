@@ -40,9 +40,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-# Trainer's save_metrics files: shipped with the weights, as Trainer.push_to_hub does, so the card's numbers have
-# their source next to them.
-RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json", "test_results.json")
 # Top-level packages of this project: remote code that imports them (outside a try block) breaks where the
 # project is not installed.
 PROJECT_PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
@@ -344,6 +341,10 @@ def build_folder(source: Source, args: argparse.Namespace, out: Path) -> list[st
     for name, path in code_files.items():
         shutil.copyfile(path, out / name)
     if source.folder is not None:
+        from modeling_dems.model_card import RESULT_FILES
+
+        # Trainer's save_metrics files travel with the weights, as Trainer.push_to_hub does, so that the card's
+        # numbers have their source next to them.
         for name in RESULT_FILES:
             if (source.folder / name).is_file():
                 shutil.copyfile(source.folder / name, out / name)
