@@ -205,12 +205,8 @@ def processor_for(config, image_mean=None, image_std=None):
     """The evaluation transform of the reference (resize to the training size, bicubic; normalise)."""
     from modeling_dems import DemsImageProcessor
 
-    kwargs = {"size": {"height": config.image_size, "width": config.image_size}, "num_channels": config.num_channels}
-    if image_mean is not None:
-        kwargs["image_mean"] = image_mean
-    if image_std is not None:
-        kwargs["image_std"] = image_std
-    return DemsImageProcessor(**kwargs)
+    normalisation = {"image_mean": image_mean, "image_std": image_std}
+    return DemsImageProcessor.from_model_config(config, **{k: v for k, v in normalisation.items() if v is not None})
 
 
 def apply_labels(model, spec: str | None) -> None:

@@ -126,11 +126,6 @@ def build_image_processor(model_name_or_path: str | None, config, preset) -> Dem
             return AutoImageProcessor.from_pretrained(model_name_or_path)
         except (OSError, ValueError):
             logger.info(f"{model_name_or_path} has no image processor; building one from the config")
-    settings = {
-        "size": {"height": config.image_size, "width": config.image_size},
-        "num_channels": config.num_channels,
-        "image_mean": list(preset.image_mean),
-        "image_std": list(preset.image_std),
-        **preset.processor_overrides,
-    }
-    return DemsImageProcessor(**settings)
+    return DemsImageProcessor.from_model_config(
+        config, image_mean=list(preset.image_mean), image_std=list(preset.image_std), **preset.processor_overrides
+    )

@@ -229,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     size = model.config.image_size
     model.save_pretrained(args.output_dir)
-    DemsImageProcessor(size={"height": size, "width": size}, num_channels=model.config.num_channels).save_pretrained(
-        args.output_dir
-    )
+    DemsImageProcessor.from_model_config(model.config).save_pretrained(args.output_dir)
     print(
         f"wrote {args.output_dir}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{model.config.num_labels} classes, image size {size}"

@@ -33,7 +33,7 @@ def run(preset: str, output_dir: Path) -> None:
     config = DemsConfig.from_preset(preset, id2label=id2label, label2id={v: k for k, v in id2label.items()})
     torch.manual_seed(0)
     model = DemsForImageClassification(config).eval()
-    processor = DemsImageProcessor(size={"height": config.image_size, "width": config.image_size})
+    processor = DemsImageProcessor.from_model_config(config)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"DEMS-ViT {preset}: {parameters:,} parameters, {config.num_labels} classes")
 

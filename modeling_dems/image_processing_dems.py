@@ -56,6 +56,13 @@ class DemsImageProcessor(PilBackend):
         super().__init__(**kwargs)
         self._check_num_channels(self.num_channels)
 
+    @classmethod
+    def from_model_config(cls, config, **kwargs) -> "DemsImageProcessor":
+        """The processor a model was built for: resize to `config.image_size`, `config.num_channels` channels;
+        keyword arguments (e.g. `image_mean`, `do_center_crop`) override or add settings."""
+        size = {"height": config.image_size, "width": config.image_size}
+        return cls(**{"size": size, "num_channels": config.num_channels, **kwargs})
+
     @staticmethod
     def _check_num_channels(num_channels) -> None:
         if num_channels not in (1, 3):

@@ -104,3 +104,15 @@ def test_bad_inputs():
     two_channels = np.zeros((2, 16, 16), dtype=np.uint8)
     with pytest.raises(ValueError):
         DemsImageProcessor()(two_channels)
+
+
+def test_processor_for_a_model_config():
+    from modeling_dems import DemsConfig
+
+    config = DemsConfig(image_size=64, patch_size=2, num_channels=1)
+    processor = DemsImageProcessor.from_model_config(config, image_mean=0.5, image_std=0.5)
+    assert (processor.size.height, processor.size.width, processor.num_channels) == (64, 64, 1)
+    pixels = processor(_random_rgb(), return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 1, 64, 64)
+    # an override wins over the config
+    assert DemsImageProcessor.from_model_config(config, size={"height": 32, "width": 32}).size.height == 32
