@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import datasets
 from datasets import ClassLabel, DatasetDict
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
 from .digits import load_digits_dataset
@@ -14,8 +15,8 @@ from .image_folder import find_reference_layout, load_image_folder
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
+IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
 # The reference normalises the MNIST family with mean 0.5 / std 0.5.
 HALF = (0.5, 0.5, 0.5)
 
