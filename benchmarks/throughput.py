@@ -49,6 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from configuration_dems import DEMS_PRESETS, DemsConfig  # noqa: E402
+from dems_training.cpu_memory import keep_freed_memory  # noqa: E402
 from modeling_dems.modeling_dems import DemsForImageClassification  # noqa: E402
 
 
@@ -106,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "time slices the scheduler gave to other jobs (requires --threads 1 and a CPU device)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); default: torch's")
+    parser.add_argument(
+        "--keep_freed_memory",
+        action="store_true",
+        help="glibc: keep freed blocks in the process instead of returning them to the kernel, as train.py's\n"
+        "--keep_freed_memory does (dems_training/cpu_memory.py)",
+    )
     parser.add_argument("--skip_inference", action="store_true", help="time the training step only")
     parser.add_argument("--skip_memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--seed", type=int, default=0)
@@ -416,9 +423,12 @@ def environment(device: torch.device, args: argparse.Namespace) -> dict:
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "matmul_size": args.matmul_size,
         "clock": args.clock,
+        "keep_freed_memory": args.keep_freed_memory,
         # Settings that change CPU speed without changing the code: allocator, OpenMP.
         "env": {
-            k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "OMP_", "KMP_", "GOMP_", "LD_PRELOAD"))
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("MALLOC_", "GLIBC_TUNABLES", "OMP_", "KMP_", "GOMP_", "LD_PRELOAD", "THP_"))
         },
     }
     if device.type == "cuda":
@@ -476,6 +486,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory():
+        raise SystemExit("--keep_freed_memory: this C library is not glibc; the setting does not exist here")
     global CLOCK
     if args.clock == "cpu" and (args.threads != 1 or not args.device.startswith("cpu")):
         raise SystemExit("--clock cpu measures one CPU thread: pass --threads 1 and --device cpu")
