@@ -4,11 +4,11 @@ PyTorch's CPU tensors come from the C library's `malloc`. glibc serves every blo
 raised dynamically up to 32 MiB) with fresh pages from the kernel and unmaps it on free; heap memory above the trim
 threshold is handed back as well. A DEMS training step allocates and frees tensors of tens of MiB by the dozen
 (tiny-32, batch 32: 10912 x 768 activations are 32 MiB), so every step the kernel faults in and zeroes hundreds
-of MiB of 4 KiB pages again (the benchmark measured 40-250 thousand minor page faults per step). Raising both
+of MiB of 4 KiB pages again (38-260 thousand minor page faults per step, measured with `getrusage`). Raising both
 thresholds keeps the freed blocks in the heap for the next step: no faults, and warmer memory.
 
 The cost: the process keeps its peak memory instead of shrinking between steps, which a training loop reaches every
-step anyway. This is what PyTorch's CPU tuning guide gets by swapping in jemalloc or tcmalloc; here it is two
+step anyway. PyTorch's CPU performance tuning guide swaps in jemalloc or tcmalloc for the same reason; here it is two
 `mallopt` calls, or, for any process, the environment variable
 `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647`.
 Measured effect: benchmarks/RESULTS.md.
@@ -24,8 +24,8 @@ import ctypes.util
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
-# Blocks up to 1 GiB come from the heap; larger ones (none in DEMS at any preset) are still mapped one by one.
-# glibc before 2.35 refuses thresholds above 32 MiB (half its heap size), so that is the fallback.
+# Blocks up to 1 GiB come from the heap; larger ones are still mapped one by one. Some glibc versions refuse
+# thresholds above 32 MiB (half their heap size): that is the fallback.
 MMAP_THRESHOLDS_BYTES = (1 << 30, 32 << 20)
 # mallopt takes a C int: the largest value means "never trim"
 NEVER_TRIM = 2**31 - 1
