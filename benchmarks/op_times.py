@@ -158,17 +158,20 @@ def format_summary(summary: dict, top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    if args.keep_freed_memory and not throughput.keep_freed_memory():
-        raise SystemExit("--keep_freed_memory: this C library is not glibc; the setting does not exist here")
-    device = torch.device("cpu")
+def make_runner(args: argparse.Namespace) -> throughput.Runner:
+    """throughput's model, batch and AdamW step for these arguments: fp32 on CPU, uncompiled, no checkpointing."""
     # throughput's helpers read these fields of its own arguments
     args.device, args.dtype, args.gradient_checkpointing, args.compile = "cpu", "fp32", False, False
+    device = torch.device("cpu")
     batch = throughput.make_batch(args.preset, args, device)
-    runner = throughput.Runner(args.preset, args.attn_implementation, args, device, batch)
+    return throughput.Runner(args.preset, args.attn_implementation, args, device, batch)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    throughput.apply_process_settings(args)
+    runner = make_runner(args)
+    device = runner.device
     iteration: Callable[[], None] = runner.train_step if args.mode == "train" else runner.infer
     roofline = throughput.Roofline(args.matmul_size, device, torch.float32)
     for _ in range(args.warmup):

@@ -482,12 +482,17 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def apply_process_settings(args: argparse.Namespace) -> None:
+    """The process-wide settings both benchmark scripts take: `--threads` and `--keep_freed_memory`."""
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.keep_freed_memory and not keep_freed_memory():
         raise SystemExit("--keep_freed_memory: this C library is not glibc; the setting does not exist here")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    apply_process_settings(args)
     global CLOCK
     if args.clock == "cpu" and (args.threads != 1 or not args.device.startswith("cpu")):
         raise SystemExit("--clock cpu measures one CPU thread: pass --threads 1 and --device cpu")

@@ -63,11 +63,7 @@ def test_training_step_products_match_torch_flop_counter(op_times, tmp_path, cap
     summary = op_times.main(small_model_args(tmp_path, "--attn_implementation", "eager"))
     assert "matrix products" in capsys.readouterr().out
 
-    args = op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager"))
-    args.device, args.dtype, args.gradient_checkpointing, args.compile = "cpu", "fp32", False, False
-    device = torch.device("cpu")
-    batch = op_times.throughput.make_batch(args.preset, args, device)
-    runner = op_times.throughput.Runner(args.preset, "eager", args, device, batch)
+    runner = op_times.make_runner(op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager")))
     with FlopCounterMode(display=False) as counter:
         runner.train_step()
     counted = sum(
