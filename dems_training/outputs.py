@@ -69,10 +69,17 @@ def recipe_summary(training_args, recipe_args) -> dict:
         "mixup / cutmix alpha": f"{recipe_args.mixup_alpha} / {recipe_args.cutmix_alpha} "
         f"(switch prob {recipe_args.mixup_switch_prob}, batch prob {recipe_args.mixup_prob})",
         "label smoothing": recipe_args.label_smoothing,
-        "augmentation schedule": "on" if recipe_args.augmentation_schedule else "off (resize + normalise)",
+        "augmentation schedule": _augmentation_summary(recipe_args),
         "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
         "seed": training_args.seed,
     }
+
+
+def _augmentation_summary(recipe_args) -> str:
+    if not recipe_args.augmentation_schedule:
+        return "off (resize + normalise)"
+    p0 = recipe_args.augmentation_p0
+    return f"on, cosine decay from p0 {p0}" if recipe_args.augmentation_decay else f"constant at p0 {p0} (no decay)"
 
 
 def _schedule_summary(training_args, recipe_args) -> str:

@@ -1,9 +1,11 @@
-"""`Trainer` with the three things the DEMS recipe does differently from transformers' defaults."""
+"""`Trainer` with the four things the DEMS recipe does differently from transformers' defaults."""
 
 import contextlib
 from dataclasses import dataclass
 
 from transformers import Trainer
+
+from modeling_dems.modeling_dems import soft_target_cross_entropy
 
 from .lr_schedule import reference_epoch_scheduler
 
@@ -22,7 +24,10 @@ class DemsTrainer(Trainer):
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
       weights out); `decay_all_parameters=False` restores Trainer's choice.
     - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule instead of
-      `args.lr_scheduler_type`."""
+      `args.lr_scheduler_type`.
+    - Soft targets (mixup/cutmix) of a single-label classifier get soft cross-entropy whatever the model, so that
+      DEMS and the ViT baseline (whose own loss reads float labels as hard ones) train on the same loss. The loss is
+      a batch mean, which Trainer scales for gradient accumulation."""
 
     def __init__(
         self,
@@ -36,6 +41,18 @@ class DemsTrainer(Trainer):
         self.eval_data_collator = eval_data_collator
         self.decay_all_parameters = decay_all_parameters
         self.epoch_schedule = epoch_schedule
+        # Every loss here is a mean over the batch: Trainer must divide it by the accumulation steps itself.
+        self.model_accepts_loss_kwargs = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.get("labels")
+        config = self.accelerator.unwrap_model(model).config
+        soft = labels is not None and labels.is_floating_point() and labels.ndim == 2
+        if not soft or config.problem_type != "single_label_classification":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**{name: value for name, value in inputs.items() if name != "labels"})
+        loss = soft_target_cross_entropy(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.epoch_schedule is None or self.lr_scheduler is not None:

@@ -148,12 +148,23 @@ def render_model_card(
     return str(card)
 
 
+def _is_vit_baseline(cfg: dict) -> bool:
+    return cfg.get("model_type") == "vit"
+
+
 def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
-    text = (
-        f"A DEMS-ViT image classifier: the data-efficient multi-scale fusion vision transformer of Tang, Liu and "
-        f"Shen, [\"{PAPER_TITLE}\"]({PAPER_URL}) (Pattern Recognition 161, 2025; reference code: "
-        f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
-    )
+    if _is_vit_baseline(cfg):
+        text = (
+            "A ViT baseline: transformers' `ViTForImageClassification` (class token, no distillation, as DeiT), "
+            "trained with the DEMS-ViT recipe of Tang, Liu and Shen, "
+            f"[\"{PAPER_TITLE}\"]({PAPER_URL}), so that it compares with a DEMS-ViT of the same width and depth."
+        )
+    else:
+        text = (
+            f"A DEMS-ViT image classifier: the data-efficient multi-scale fusion vision transformer of Tang, Liu "
+            f"and Shen, [\"{PAPER_TITLE}\"]({PAPER_URL}) (Pattern Recognition 161, 2025; reference code: "
+            f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
+        )
     if dataset:
         shown = _dataset_name(dataset)
         link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
@@ -167,7 +178,10 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
 def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
     if not cfg:
         return ""
+    if _is_vit_baseline(cfg):
+        return _vit_architecture_section(cfg, num_parameters)
     rows = [
+        ("architecture", "DEMS-ViT"),
         ("image size", cfg.get("image_size")),
         ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
         ("width", cfg.get("hidden_size")),
@@ -186,6 +200,24 @@ def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
         "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
         "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
     ]
+    return "\n".join(lines)
+
+
+def _vit_architecture_section(cfg: dict, num_parameters: int | None) -> str:
+    rows = [
+        ("architecture", "ViT (transformers' `ViTForImageClassification`)"),
+        ("image size", cfg.get("image_size")),
+        ("patch", cfg.get("patch_size")),
+        ("width", cfg.get("hidden_size")),
+        ("blocks", cfg.get("num_hidden_layers")),
+        ("attention heads", cfg.get("num_attention_heads")),
+        ("MLP size", cfg.get("intermediate_size")),
+        ("classes", _num_labels(cfg)),
+    ]
+    if num_parameters is not None:
+        rows.append(("parameters", f"{num_parameters:,}"))
+    lines = ["## Model", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in rows if value is not None]
     return "\n".join(lines)
 
 

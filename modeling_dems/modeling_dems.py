@@ -539,9 +539,15 @@ class DemsForImageClassification(DemsPreTrainedModel):
                     f"soft-target labels must have the logits' shape (batch, num_labels) = {tuple(logits.shape)}, "
                     f"got {tuple(labels.shape)}."
                 )
-            log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
-            return -(labels.float() * log_probs).sum(dim=-1).mean()
+            return soft_target_cross_entropy(logits, labels)
         return nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_c targets[c] * log_softmax(logits)[c]: cross-entropy against class distributions
+    (mixup/cutmix targets), `(batch, num_labels)` each."""
+    log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
+    return -(targets.float() * log_probs).sum(dim=-1).mean()
 
 
 __all__ = [
@@ -551,4 +557,5 @@ __all__ = [
     "group_grid_by_region",
     "regional_position_embedding",
     "sincos_position_embedding_2d",
+    "soft_target_cross_entropy",
 ]
