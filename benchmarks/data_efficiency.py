@@ -170,7 +170,7 @@ def load_study_data(settings: StudySettings):
 
 def train_command(settings: StudySettings, run: RunSpec, output_dir: str) -> list[str]:
     command = [
-        sys.executable, os.path.join(REPO, "train.py"),
+        sys.executable, "train.py",  # run with the repository as the working directory
         "--dataset", settings.dataset,
         "--output_dir", output_dir,
         "--train_samples_per_class", str(run.samples_per_class),
