@@ -1,11 +1,16 @@
-"""`Trainer` with the three things the DEMS recipe does differently from transformers' defaults."""
+"""`Trainer` with the things the DEMS recipe and its sharing do differently from transformers' defaults."""
 
 import contextlib
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from transformers import Trainer
 
 from .lr_schedule import reference_epoch_scheduler
+from .model_card import write_model_card
+from .outputs import read_run_summary
 
 
 @dataclass
@@ -22,7 +27,10 @@ class DemsTrainer(Trainer):
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
       weights out); `decay_all_parameters=False` restores Trainer's choice.
     - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule instead of
-      `args.lr_scheduler_type`."""
+      `args.lr_scheduler_type`.
+    - `--push_to_hub` publishes a repository that loads: the model card is the DEMS one, rendered from the run
+      summary, and each commit carries the remote code its config.json names. `save_model` does not push: the
+      caller pushes once (`push_to_hub`) after the final evaluation, so that the commit carries its results."""
 
     def __init__(
         self,
@@ -74,3 +82,25 @@ class DemsTrainer(Trainer):
         if self.decay_all_parameters:
             return [name for name, _ in model.named_parameters()]
         return super().get_decay_parameter_names(model)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call=True)
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """README.md in --output_dir: the DEMS card (model_card.py) from the run summary train.py saved, rather than
+        Trainer's generic draft. `push_to_hub` calls it before uploading; Trainer's other card arguments (tags,
+        language, ...) have no place in it and are ignored."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = self.args.output_dir
+        name = model_name or (self.hub_model_id or os.path.basename(os.path.normpath(output_dir))).split("/")[-1]
+        summary = read_run_summary(output_dir)
+        write_model_card(output_dir, self.model, summary, model_name=name, repo_id=self.hub_model_id)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Trainer copies only the weights and config files of a checkpoint into --output_dir before uploading it;
+        # the remote code that config.json's auto_map names goes along, or that commit would not load.
+        if self.is_world_process_zero() and self.args.push_to_hub:
+            for code_file in Path(checkpoint_folder).glob("*.py"):
+                shutil.copy(code_file, self.args.output_dir)
+        super()._push_from_checkpoint(checkpoint_folder)
