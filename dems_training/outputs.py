@@ -95,15 +95,18 @@ _SPEED_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second
 
 
 def epoch_history(log_history: list[Mapping]) -> list[dict]:
-    """One row per epoch from Trainer's `state.log_history`: `train_loss`, the mean of the training losses logged
-    during the epoch; `learning_rate`, the last rate logged in it; and the held-out metrics of the evaluation at its
-    end (`eval_loss`, `eval_top1_accuracy`, ...; the last evaluation of the epoch wins).
+    """One row per epoch of training from Trainer's `state.log_history`: `train_loss`, the mean of the training
+    losses logged during the epoch; `learning_rate`, the last rate logged in it; and the held-out metrics of the
+    evaluation at its end (`eval_loss`, `eval_top1_accuracy`, ...; the last one if several).
 
     A log entry at fractional epoch e belongs to epoch ceil(e): Trainer logs after the step, with the loss averaged
-    over the steps since the previous log and the rate that step used, and evaluates at e = 1, 2, ... exactly."""
+    over the steps since the previous log and the rate that step used, and evaluates at e = 1, 2, ... exactly.
+    Evaluations after training (from the entry with `train_runtime` on) are the final results, not history."""
     rows: dict[int, dict] = {}
     losses: dict[int, list[float]] = {}
     for entry in log_history:
+        if "train_runtime" in entry:
+            break
         if "epoch" not in entry:
             continue
         epoch = max(1, math.ceil(entry["epoch"]))
