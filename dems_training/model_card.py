@@ -167,7 +167,7 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
         f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
     )
     if dataset:
-        shown = _dataset_name(dataset)
+        shown = shareable_dataset_name(dataset)
         link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
         text += f" It was trained on {link}"
         text += f", fine-tuned from [{base_model}](https://huggingface.co/{base_model})." if base_model else "."
@@ -294,7 +294,7 @@ def _dataset_section(dataset: Mapping | None) -> str:
         return ""
     keys = [k for k in _DATASET_FACTS if k in facts] + [k for k in facts if k not in _DATASET_FACTS]
     lines = ["## Data", "", "| | |", "|---|---|"]
-    lines += [f"| {_DATASET_FACTS.get(k, k)} | {_fmt(_dataset_name(facts[k]) if k == 'name' else facts[k])} |"
+    lines += [f"| {_DATASET_FACTS.get(k, k)} | {_fmt(shareable_dataset_name(facts[k]) if k == 'name' else facts[k])} |"
               for k in keys]
     return "\n".join(lines)
 
@@ -315,7 +315,7 @@ def _eval_results(results: Mapping | None, dataset: str | None) -> list[EvalResu
     """Top-1 / top-5 accuracy as model-index entries (the Hub's evaluation widget). The model-index needs a data
     set; a local one is named by its folder."""
     entries = []
-    name = _dataset_name(dataset)
+    name = shareable_dataset_name(dataset)
     for label, keys in (("Top-1 accuracy", TOP1_KEYS), ("Top-5 accuracy", TOP5_KEYS)):
         found = find_metric(results, keys)
         if found is None:
@@ -347,7 +347,8 @@ def _split_of(key: str) -> str | None:
     return "test" if key.startswith("test_") else None
 
 
-def _dataset_name(dataset: str | None) -> str:
+def shareable_dataset_name(dataset: str | None) -> str:
+    """A Hub data set id as it is; anything else with its local paths shortened (see below)."""
     if not dataset:
         return _NO_DATASET
     return dataset if _is_hub_dataset_id(dataset) else _without_local_paths(dataset)
@@ -415,4 +416,4 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["CITATION", "find_metric", "read_results", "render_model_card", "write_model_card"]
+__all__ = ["CITATION", "find_metric", "read_results", "render_model_card", "shareable_dataset_name", "write_model_card"]

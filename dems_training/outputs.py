@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import UserInputError
-from .model_card import read_results
+from .model_card import read_results, shareable_dataset_name
 
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def run_summary(trainer, model_args, recipe_args, data, results: dict, train_ima
         base_model = None  # only Hub ids go into the card's metadata
     return {
         "dataset": {
-            "name": data.source,
+            "name": shareable_dataset_name(data.source),  # the summary is uploaded with the model: no local paths
             "train_images": train_images,
             "held_out_images": held_out_images,
             "classes": len(data.class_names),
@@ -153,7 +153,8 @@ def write_run_outputs(trainer, summary: dict) -> None:
 
     output_dir = trainer.args.output_dir
     if summary.get("history"):
-        plot_history(summary["history"], os.path.join(output_dir, CURVES_FILE), title=summary["dataset"]["name"])
+        title = os.path.basename(os.path.normpath(output_dir))
+        plot_history(summary["history"], os.path.join(output_dir, CURVES_FILE), title=title)
         summary = {**summary, "curves": CURVES_FILE}
     with open(os.path.join(output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)

@@ -84,6 +84,7 @@ class DemsTrainer(Trainer):
         return super().get_decay_parameter_names(model)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # Trainer would push the whole output folder here ("Model save"), before the final evaluation.
         super().save_model(output_dir, _internal_call=True)
 
     def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
@@ -100,7 +101,7 @@ class DemsTrainer(Trainer):
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         # Trainer copies only the weights and config files of a checkpoint into --output_dir before uploading it;
         # the remote code that config.json's auto_map names goes along, or that commit would not load.
-        if self.is_world_process_zero() and self.args.push_to_hub:
+        if self.is_world_process_zero():
             for code_file in Path(checkpoint_folder).glob("*.py"):
                 shutil.copy(code_file, self.args.output_dir)
         super()._push_from_checkpoint(checkpoint_folder)

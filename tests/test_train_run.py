@@ -59,6 +59,9 @@ def test_pretrain_leaves_what_transformers_users_expect(pretrained):
     with open(output_dir / SUMMARY_FILE) as f:
         summary = json.load(f)
     assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4, 5, 6]
+    # The summary travels to the Hub with the model: the image folder is named, its path on this machine is not.
+    assert summary["dataset"]["name"] == "image folder synthetic"
+    assert str(output_dir.parent) not in (output_dir / SUMMARY_FILE).read_text()
     # The final evaluation sees the last epoch's weights and the same images.
     assert summary["history"][-1]["eval_top1_accuracy"] == results["eval_top1_accuracy"]
     with open(output_dir / "config.json") as f:
