@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 # matplotlib's object API (Figure, not pyplot): no global backend or figure state, so it is safe in any process.
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 PANELS = (
@@ -26,9 +27,12 @@ def plot_history(history: list[Mapping], path: str, title: str | None = None) ->
             axes.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axes.transAxes)
         axes.set_title(label)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if key == "learning_rate":
             axes.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        if key.endswith("accuracy"):
+            axes.set_ylim(0, 1)  # on the full scale, so that runs compare at a glance
     if title:
         figure.suptitle(title)
     figure.savefig(path, dpi=100)
