@@ -18,8 +18,10 @@ One GPU, many GPUs, many machines: the same script under `python`, `torchrun` or
     python train.py --dataset fashion_mnist --architecture vit --output_dir outputs/fmnist-vit
 
 Every `TrainingArguments` flag works and overrides the recipe (`--num_train_epochs 50`, `--learning_rate 1e-3`,
-`--fp16`, `--report_to wandb`, ...). `--stage` sets the reference defaults (see dems_training/recipe.py);
-`--global_batch_size` is kept whatever the number of processes: the per-device batch is derived from it.
+`--fp16`, `--report_to wandb`, ...). `--push_to_hub --hub_model_id me/dems-digits` publishes the run once it is
+evaluated: weights, remote code (loads with `trust_remote_code=True`), model card and TensorBoard traces.
+`--stage` sets the reference defaults (see dems_training/recipe.py); `--global_batch_size` is kept whatever the
+number of processes: the per-device batch is derived from it.
 """
 
 import json
@@ -39,7 +41,7 @@ from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data,
 from dems_training.metrics import TopKAccuracy
 from dems_training.mixup import MixupCutmixCollator, default_collator
 from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model
-from dems_training.outputs import find_resume_checkpoint, write_model_card
+from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
 from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
 from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
@@ -342,7 +344,10 @@ def run(argv: list[str]) -> dict:
             print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
                   f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {len(eval_dataset)} images of {data.source}")
     if trainer.is_world_process_zero() and training_args.do_train:
-        write_model_card(trainer, model_args, data_args, recipe_args, data, results)
+        summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset))
+        write_run_outputs(trainer, summary)
+    if training_args.push_to_hub:  # once, with the final results and card (DemsTrainer.save_model does not push)
+        trainer.push_to_hub()
     return results
 
 
