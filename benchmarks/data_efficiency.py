@@ -225,7 +225,7 @@ def eval_at_half(output_dir: str, max_steps: int) -> dict:
             "top5_half": first["eval_top5_accuracy"]}
 
 
-def run_one(settings: StudySettings, run: RunSpec, train_size: int, log) -> dict:
+def run_one(settings: StudySettings, run: RunSpec, train_size: int, eval_size: int, log) -> dict:
     output_dir = os.path.join(settings.outputs_dir, settings.dataset, run.name)
     if os.path.isdir(output_dir):
         # The study's own folder of a run that stopped before its result was written: start it again.
@@ -258,7 +258,7 @@ def run_one(settings: StudySettings, run: RunSpec, train_size: int, log) -> dict
         "learning_rate": settings.learning_rate,
         "top1": results["eval_top1_accuracy"],
         "top5": results["eval_top5_accuracy"],
-        "eval_images": results.get("eval_samples", None),
+        "eval_images": eval_size,
         **eval_at_half(output_dir, max_steps),
         "wall_clock_s": wall,
         "train_images_per_s": results.get("train_samples_per_second"),
@@ -273,13 +273,14 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
     check_settings(settings)
     data = load_study_data(settings)
     train_size = len(data.train)
+    eval_size = min(len(data.eval), settings.max_eval_samples or len(data.eval))
     runs_dir = os.path.join(settings.results_dir, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     todo = [run for run in plan_runs(settings) if not os.path.exists(os.path.join(runs_dir, run.name + ".json"))]
     log(f"{len(todo)} run(s) to do; results in {runs_dir}")
 
     def work(run: RunSpec):
-        record = run_one(settings, run, train_size, log)
+        record = run_one(settings, run, train_size, eval_size, log)
         # Written at once, whole (write then rename): a stopped study keeps every finished run.
         path = os.path.join(runs_dir, run.name + ".json")
         with open(path + ".tmp", "w", encoding="utf-8") as f:

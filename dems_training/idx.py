@@ -109,7 +109,9 @@ def load_idx_release(data_dir: str, class_names: list[str], transposed: bool = F
     for split, stems in IDX_STEMS.items():
         paths = [find_idx_file(data_dir, stem) for stem in stems]
         if split == "test" and None in paths:
-            paths = [find_idx_file(data_dir, stem) for stem in IDX_TEST_STEMS_EMNIST]
+            emnist_paths = [find_idx_file(data_dir, stem) for stem in IDX_TEST_STEMS_EMNIST]
+            if None not in emnist_paths:
+                paths = emnist_paths
         missing = [stem for stem, path in zip(stems, paths, strict=True) if path is None]
         if missing:
             raise UserInputError(
