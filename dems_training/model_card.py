@@ -190,47 +190,39 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
 def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
     if not cfg:
         return ""
+    shared = [
+        ("image size", cfg.get("image_size")),
+        ("width", cfg.get("hidden_size")),
+        ("blocks", cfg.get("num_hidden_layers")),
+        ("attention heads", cfg.get("num_attention_heads")),
+    ]
     if _is_vit_baseline(cfg):
-        return _vit_architecture_section(cfg, num_parameters)
-    rows = [
-        ("architecture", "DEMS-ViT"),
-        ("image size", cfg.get("image_size")),
-        ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
-        ("width", cfg.get("hidden_size")),
-        ("blocks", cfg.get("num_hidden_layers")),
-        ("attention heads", cfg.get("num_attention_heads")),
-        ("merge before blocks", cfg.get("merge_layers")),
-        ("tokens per region after each merge", cfg.get("num_merged_tokens")),
-        ("classes", _num_labels(cfg)),
-    ]
+        rows = [
+            ("architecture", "ViT (transformers' `ViTForImageClassification`)"),
+            ("patch", cfg.get("patch_size")),
+            *shared,
+            ("MLP size", cfg.get("intermediate_size")),
+        ]
+        note = []
+    else:
+        rows = [
+            ("architecture", "DEMS-ViT"),
+            ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
+            *shared,
+            ("merge before blocks", cfg.get("merge_layers")),
+            ("tokens per region after each merge", cfg.get("num_merged_tokens")),
+        ]
+        note = [
+            "",
+            "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
+            "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
+        ]
+    rows.append(("classes", _num_labels(cfg)))
     if num_parameters is not None:
         rows.append(("parameters", f"{num_parameters:,}"))
     lines = ["## Model", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {_fmt(value)} |" for name, value in rows if value is not None]
-    lines += [
-        "",
-        "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
-        "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
-    ]
-    return "\n".join(lines)
-
-
-def _vit_architecture_section(cfg: dict, num_parameters: int | None) -> str:
-    rows = [
-        ("architecture", "ViT (transformers' `ViTForImageClassification`)"),
-        ("image size", cfg.get("image_size")),
-        ("patch", cfg.get("patch_size")),
-        ("width", cfg.get("hidden_size")),
-        ("blocks", cfg.get("num_hidden_layers")),
-        ("attention heads", cfg.get("num_attention_heads")),
-        ("MLP size", cfg.get("intermediate_size")),
-        ("classes", _num_labels(cfg)),
-    ]
-    if num_parameters is not None:
-        rows.append(("parameters", f"{num_parameters:,}"))
-    lines = ["## Model", "", "| | |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(value)} |" for name, value in rows if value is not None]
-    return "\n".join(lines)
+    return "\n".join(lines + note)
 
 
 def _usage_section(repo: str) -> str:
