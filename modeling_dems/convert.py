@@ -87,7 +87,7 @@ def _unreadable_checkpoint_message(path: Path, error: Exception) -> str:
         )
     lines = [line.strip() for line in message.split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
     return (
-        f"{path} cannot be read as a PyTorch checkpoint: it is truncated, damaged or not a torch.save file "
+        f"cannot read {path} as a PyTorch checkpoint: it is truncated, damaged or not a torch.save file "
         f"({type(error).__name__}: {lines[0] if lines else 'no detail'})."
     )
 
