@@ -143,6 +143,15 @@ class DemsImageProcessor(PilBackend):
         return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
 
 
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """A PIL image of more than 8 bits per pixel (`I;16`, `I`, `F`) as an 8-bit grey one, its pixels scaled as
+    `DemsImageProcessor` scales them (PIL's own convert clips them at 255); any other image unchanged. For code that
+    works on PIL images, such as the training transforms, so that training and the processor see the same pixels."""
+    if image.mode not in _WIDE_PIL_MODES:
+        return image
+    return Image.fromarray(np.round(_to_pixel_scale(np.asarray(image), do_rescale=True)).astype(np.uint8))
+
+
 def _to_pixel_scale(image: np.ndarray, do_rescale: bool) -> np.ndarray:
     """Pixel values of an array, by its dtype, on the scale the rest of the processing expects (0..255, or floats as
     given), or a ValueError naming the dtype, the values and the rule."""
@@ -222,4 +231,4 @@ def _to_num_channels(image: np.ndarray, num_channels: int) -> np.ndarray:
     )
 
 
-__all__ = ["DemsImageProcessor"]
+__all__ = ["DemsImageProcessor", "to_8_bit"]
