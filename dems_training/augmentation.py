@@ -40,11 +40,13 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 @dataclass(frozen=True)
 class AugmentationSchedule:
-    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize."""
+    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize (p0 throughout
+    when `decaying` is False)."""
 
     color_jitter_p0: float = 0.6
     grayscale_p0: float = 0.6
     solarize_p0: float = 0.6
+    decaying: bool = True  # False: p(e) = p0 for every epoch (the ablation without the schedule)
 
     def __post_init__(self):
         for name in ("color_jitter_p0", "grayscale_p0", "solarize_p0"):
@@ -59,6 +61,8 @@ class AugmentationSchedule:
         return 0.5 * p0 * (1.0 + math.cos(math.pi * epoch / total_epochs))
 
     def probabilities(self, epoch: float, total_epochs: float) -> dict[str, float]:
+        if not self.decaying:
+            total_epochs = 0  # decay() then returns p0
         return {
             "color_jitter": self.decay(self.color_jitter_p0, epoch, total_epochs),
             "grayscale": self.decay(self.grayscale_p0, epoch, total_epochs),

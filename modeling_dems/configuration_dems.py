@@ -2,7 +2,8 @@
 Pattern Recognition 161, 2025).
 
 This file is self-contained (it imports only transformers and huggingface_hub, which transformers requires), so that
-it can be shipped as remote code next to a checkpoint on the Hub.
+`save_pretrained` can ship it as remote code next to a checkpoint; `configuration_dems` (the project's top-level name
+for it) re-exports this module's classes.
 """
 
 from huggingface_hub.dataclasses import strict
