@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from modeling_dems.image_processing_dems import to_8_bit
+
 
 def mode_for_channels(num_channels: int) -> str:
     if num_channels == 3:
@@ -28,6 +30,7 @@ def mode_for_channels(num_channels: int) -> str:
 
 def to_mode(image: Image.Image, mode: str) -> Image.Image:
     """Grey, palette, RGBA... to the model's mode (grey images feed a 3-channel model as three equal channels)."""
+    image = to_8_bit(image)  # 16-bit and float images scaled as the image processor does, not clipped
     if image.mode == mode:
         return image
     if image.mode in ("RGBA", "LA", "P") and mode == "RGB":

@@ -8,6 +8,8 @@ import os
 import re
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -125,7 +127,7 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
             config = DemsConfig.from_preset(
                 name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
             )
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, StrictDataclassError) as error:
             raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
         if model_args.architecture == "vit":
             model = ViTForImageClassification(vit_config_matching(config))
@@ -147,6 +149,11 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
             new_classifier_head(model, class_names)
         model.config.update(label_fields(class_names))
         model.train()
+    elif os.path.isfile(path):
+        raise UserInputError(
+            f"--model_name_or_path={path!r} is a file; give a folder saved by train.py or save_pretrained, a Hub id, "
+            "or a reference checkpoint ending in .pth."
+        )
     else:
         hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
         try:
@@ -160,11 +167,13 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
             model = AutoModelForImageClassification.from_pretrained(
                 path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub
             )
-        except OSError as error:  # not a folder, not reachable on the Hub, no weights
+        except OSError as error:  # not a folder, not reachable on the Hub, no weights, config.json not JSON
             raise UserInputError(
                 f"--model_name_or_path={path!r} cannot be loaded ({str(error).splitlines()[0]}). Give a folder "
                 "saved by train.py or save_pretrained, a reachable Hub id, or a reference .pth file."
             ) from None
+        except (StrictDataclassError, SafetensorError) as error:  # a config field of the wrong type; torn weights
+            raise UserInputError(f"--model_name_or_path={path!r} cannot be loaded: {error}") from None
     return model
 
 

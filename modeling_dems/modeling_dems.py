@@ -522,15 +522,18 @@ class DemsForImageClassification(DemsPreTrainedModel):
         """transformers' `problem_type` rules, plus soft targets for single-label classification. The problem type
         inferred from one batch is not written back into the config, so that a mixup batch cannot turn a
         single-label model into a multi-label one."""
-        labels = labels.to(logits.device)
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}.")
         problem_type = self.config.problem_type
         if problem_type is None:
             if self.num_labels == 1:
                 problem_type = "regression"
-            elif not labels.is_floating_point():
-                problem_type = "single_label_classification"
-            else:
+            elif labels.is_floating_point() or labels.dtype == torch.bool:  # multi-hot, as transformers reads them
                 problem_type = "multi_label_classification"
+            else:
+                problem_type = "single_label_classification"
+        _check_labels(labels, logits.shape, problem_type)
+        labels = labels.to(logits.device)
 
         if problem_type == "regression":
             if self.num_labels == 1:
@@ -539,13 +542,42 @@ class DemsForImageClassification(DemsPreTrainedModel):
         if problem_type == "multi_label_classification":
             return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         if labels.is_floating_point():
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"soft-target labels must have the logits' shape (batch, num_labels) = {tuple(logits.shape)}, "
-                    f"got {tuple(labels.shape)}."
-                )
             return soft_target_cross_entropy(logits, labels)
-        return nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
+        return nn.functional.cross_entropy(logits.float(), labels.long())
+
+
+def _check_labels(labels: torch.Tensor, logits_shape: torch.Size, problem_type: str) -> None:
+    """Refuse labels that do not fit the logits `(batch, num_labels)` and the problem type, before the loss would
+    fail with a size error or, for a class id out of range on a GPU, a device-side assert."""
+    batch, num_labels = logits_shape
+    shape = tuple(labels.shape)
+    if problem_type == "regression":
+        kind, allowed = "regression labels", [(batch,), (batch, 1)] if num_labels == 1 else [(batch, num_labels)]
+    elif problem_type == "multi_label_classification":
+        kind, allowed = "multi-label (multi-hot) labels", [(batch, num_labels)]
+    elif labels.is_floating_point():
+        kind, allowed = "soft-target labels", [(batch, num_labels)]
+    elif labels.dtype == torch.bool:
+        raise TypeError(
+            "bool labels are multi-hot targets, but config.problem_type='single_label_classification' takes class "
+            "ids (integers) or soft targets (floats)."
+        )
+    else:
+        kind, allowed = "class-id labels", [(batch,)]
+    if shape not in allowed:
+        rule = " or ".join(str(a) for a in allowed)
+        raise ValueError(
+            f"{kind} must have shape {rule} for logits of shape (batch, num_labels) = {(batch, num_labels)} "
+            f"({problem_type}), got {shape}."
+        )
+    # Checked in eager mode only: under torch.compile this data-dependent branch would break the graph.
+    if kind == "class-id labels" and not torch.compiler.is_compiling():
+        out_of_range = (labels < 0) | (labels >= num_labels)
+        if out_of_range.any():
+            raise ValueError(
+                f"labels hold class id {labels[out_of_range][0].item()}, out of range: class ids must be in "
+                f"[0, num_labels) = [0, {num_labels})."
+            )
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
