@@ -1,29 +1,21 @@
 """benchmarks/op_times.py: its FLOP formula against hand-computed products and against torch's own counter, and
 the consistency of its breakdown. How fast anything runs is not tested."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmarks import op_times as op_times_module
+from benchmarks.harness import BenchmarkSettings, Runner
 
 
 @pytest.fixture(scope="module")
 def op_times():
-    sys.path.insert(0, str(BENCHMARKS))  # op_times imports throughput from its own folder
-    spec = importlib.util.spec_from_file_location("op_times", BENCHMARKS / "op_times.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     threads = torch.get_num_threads()
-    yield module
+    yield op_times_module
     torch.set_num_threads(threads)
-    sys.path.remove(str(BENCHMARKS))
 
 
 def test_matrix_product_flops_by_hand(op_times):
@@ -63,7 +55,8 @@ def test_training_step_products_match_torch_flop_counter(op_times, tmp_path, cap
     summary = op_times.main(small_model_args(tmp_path, "--attn_implementation", "eager"))
     assert "matrix products" in capsys.readouterr().out
 
-    runner = op_times.make_runner(op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager")))
+    args = op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager"))
+    runner = Runner(args.preset, args.attn_implementation, BenchmarkSettings.from_arguments(args))  # main's model
     with FlopCounterMode(display=False) as counter:
         runner.train_step()
     counted = sum(
