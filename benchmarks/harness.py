@@ -1,6 +1,7 @@
 """What the benchmark scripts share: their settings, the model, batch and training step they measure (`Runner`), the
-clocks and the foreign-load reading they time with, the roofline matmul they compare against, and the way they
-report a bad flag. `throughput.py` and `op_times.py` are command lines over it."""
+clocks and the foreign-load reading they time with, and the roofline matmul they compare against. `throughput.py` and
+`op_times.py` are command lines over it; a flag that cannot work raises `UserInputError`, which they report as every
+command of the project does (`dems_training.command.run_command`: one line, exit code 2)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -107,17 +107,6 @@ def apply_process_settings(settings: BenchmarkSettings) -> None:
         torch.set_num_threads(settings.threads)
     if settings.keep_freed_memory and not keep_freed_memory():
         raise UserInputError("--keep_freed_memory: this C library is not glibc; the setting does not exist here")
-
-
-def run_cli(main: Callable[[list[str] | None], object], prog: str) -> int:
-    """Run a benchmark's `main` as a command, as train.py runs: a flag that cannot work (`UserInputError`) is one
-    line on stderr and exit code 2; anything else is a bug and keeps its traceback."""
-    try:
-        main(None)
-    except UserInputError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def synchronize(device: torch.device) -> None:

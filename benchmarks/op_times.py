@@ -32,8 +32,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 if not __package__:  # run as `python benchmarks/op_times.py`: the repository root holds `benchmarks` and the model
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import BenchmarkSettings, Roofline, Runner, apply_process_settings, run_cli  # noqa: E402
+from benchmarks.harness import BenchmarkSettings, Roofline, Runner, apply_process_settings  # noqa: E402
 from configuration_dems import DEMS_PRESETS  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
 
 
 # Under torch.inference_mode the mode sees `linear` and `matmul` whole; with autograd it sees what they become.
@@ -190,4 +191,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, "op_times.py"))
+    sys.exit(run_command(main, "op_times.py"))

@@ -56,10 +56,10 @@ from benchmarks.harness import (  # noqa: E402
     build_model,
     is_quiet,
     make_batch,
-    run_cli,
     timed,
 )
 from configuration_dems import DEMS_PRESETS  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -309,4 +309,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, "throughput.py"))
+    sys.exit(run_command(main, "throughput.py"))

@@ -1,5 +1,5 @@
 """benchmarks/harness.py: the settings both benchmark scripts build from their flags, the model and batch they give,
-the clock passed to the timer, and the one-line exit-2 report of a flag that cannot work, as a script prints it."""
+the clock passed to the timer, and the one-line exit-2 report of a flag that cannot work, as both scripts print it."""
 
 import argparse
 import dataclasses
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.harness import BenchmarkSettings, make_batch, make_config, run_cli, timed
+from benchmarks.harness import BenchmarkSettings, make_batch, make_config, timed
 from dems_training import UserInputError
 
 
@@ -84,22 +84,6 @@ def test_the_clock_passed_in_is_the_clock_used():
     cpu, _ = timed(lambda: time.sleep(0.2), torch.device("cpu"), "cpu")
     assert wall >= 0.2
     assert cpu < 0.1
-
-
-def test_run_cli_prints_a_user_error_in_one_line_and_returns_2(capsys):
-    def refuses(argv):
-        raise UserInputError("--iters=0 must be at least 1.")
-
-    assert run_cli(refuses, "bench.py") == 2
-    captured = capsys.readouterr()
-    assert captured.err == "bench.py: error: --iters=0 must be at least 1.\n" and captured.out == ""
-    assert run_cli(lambda argv: {"results": []}, "bench.py") == 0
-
-    def crashes(argv):
-        raise RuntimeError("a bug")
-
-    with pytest.raises(RuntimeError, match="a bug"):  # a bug keeps its traceback
-        run_cli(crashes, "bench.py")
 
 
 @pytest.mark.parametrize("script", ["throughput.py", "op_times.py"])
