@@ -76,6 +76,12 @@ class BenchmarkSettings:
             raise UserInputError(f"--clock={self.clock!r} must be one of {CLOCKS}.")
         if self.clock == "cpu" and (self.threads != 1 or not self.device.startswith("cpu")):
             raise UserInputError("--clock cpu measures one CPU thread: pass --threads 1 and --device cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise UserInputError(f"--device={self.device!r} is not a torch device, e.g. cpu, cuda, cuda:1.") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserInputError(f"--device={self.device!r}: torch sees no CUDA device here.")
         parse_config_overrides(self.config_overrides, flag="--override")  # a bad one is refused before any build
 
     @classmethod

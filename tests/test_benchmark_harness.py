@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
         ({"clock": "gpu"}, "--clock='gpu' must be one of ('wall', 'cpu')."),
         ({"clock": "cpu", "threads": 2}, "--clock cpu measures one CPU thread: pass --threads 1 and --device cpu"),
         ({"clock": "cpu", "threads": 1, "device": "cuda"}, "pass --threads 1 and --device cpu"),
+        ({"device": "gpu"}, "--device='gpu' is not a torch device, e.g. cpu, cuda, cuda:1."),
         ({"config_overrides": ("hidden=3",)}, "--override: 'hidden' is not a DemsConfig field."),
     ],
 )
@@ -38,6 +39,12 @@ def test_settings_that_cannot_work_are_refused_naming_the_flag(fields, message):
     with pytest.raises(UserInputError) as error:
         BenchmarkSettings(**fields)
     assert message in str(error.value)
+
+
+def test_a_cuda_device_without_cuda_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserInputError, match=r"--device='cuda:1': torch sees no CUDA device here\."):
+        BenchmarkSettings(device="cuda:1")
 
 
 def test_settings_come_from_the_flags_a_script_has_and_cannot_be_changed():
