@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 from configuration_dems import DemsConfig
 from dems_training import UserInputError
@@ -214,7 +215,7 @@ def make_config(preset: str, settings: BenchmarkSettings) -> DemsConfig:
     overrides = settings.config_fields
     try:
         return DemsConfig.from_preset(preset, num_labels=settings.num_labels, **overrides)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, StrictDataclassError) as error:  # a value the config refuses, or of a wrong type
         raise UserInputError(f"--override {list(settings.config_overrides)} on {preset}: {error}") from None
 
 

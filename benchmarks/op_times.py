@@ -161,7 +161,7 @@ def format_summary(summary: dict, top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     settings = BenchmarkSettings.from_arguments(args)
     apply_process_settings(settings)
@@ -190,5 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a flag that cannot work reported in one line and exit code 2."""
+    return run_command(run, "op_times.py", argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main, "op_times.py"))
+    sys.exit(main())

@@ -279,7 +279,7 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     settings = BenchmarkSettings.from_arguments(args)
     apply_process_settings(settings)
@@ -308,5 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a flag that cannot work reported in one line and exit code 2."""
+    return run_command(run, "throughput.py", argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(main, "throughput.py"))
+    sys.exit(main())

@@ -79,10 +79,19 @@ def test_config_and_batch_follow_the_preset_the_overrides_and_the_seed():
     assert torch.equal(labels, torch.randint(0, 7, (3,), generator=generator))
 
 
-def test_a_config_the_overrides_make_impossible_is_a_user_error():
-    settings = BenchmarkSettings(config_overrides=("image_size=30",))
-    with pytest.raises(UserInputError, match=r"--override \['image_size=30'\] on tiny-32: .*image_size=30"):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("image_size=30", "image_size=30 must be a multiple of 8 * patch_size = 16"),
+        ("hidden_act=3", "Field 'hidden_act' expected str, got int (value: 3)"),
+    ],
+)
+def test_a_config_the_overrides_make_impossible_is_a_user_error(override, message):
+    settings = BenchmarkSettings(config_overrides=(override,))
+    with pytest.raises(UserInputError) as error:
         make_config("tiny-32", settings)
+    assert str(error.value).startswith(f"--override ['{override}'] on tiny-32: ")
+    assert message in str(error.value)
 
 
 def test_the_clock_passed_in_is_the_clock_used():

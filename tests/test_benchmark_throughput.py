@@ -23,7 +23,7 @@ def run(throughput, tmp_path, *extra, batch_size: int = 2) -> dict:
     path = tmp_path / "out.json"
     argv = ["--batch_size", str(batch_size), "--warmup", "0", "--iters", "1", "--matmul_size", "128", "--device", "cpu"]
     argv += ["--threads", "1"]
-    throughput.main([*argv, "--json", str(path), *extra])
+    throughput.run([*argv, "--json", str(path), *extra])
     return json.loads(path.read_text())
 
 
@@ -98,3 +98,8 @@ def test_bad_arguments_are_rejected(throughput, tmp_path):
         run(throughput, tmp_path, "--override", "num_hidden_layers")
     with pytest.raises(UserInputError, match="--threads 1"):  # CPU time of two threads would count OpenMP's spinning
         run(throughput, tmp_path, "--clock", "cpu", "--threads", "2")
+
+
+def test_the_command_reports_a_bad_flag_in_one_line_with_exit_code_2(throughput, capsys):
+    assert throughput.main(["--override", "hidden=3"]) == 2
+    assert capsys.readouterr().err == "throughput.py: error: --override: 'hidden' is not a DemsConfig field.\n"
