@@ -475,6 +475,37 @@ class DemsForImageClassification(DemsPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
+    def reset_classifier(self, num_labels: int, id2label: dict[int, str] | None = None) -> None:
+        """Replace the classifier by a new one for `num_labels` other classes, initialised as the model's own init
+        does (truncated normal of std `config.initializer_range`, zero bias), on the model's device and dtype. The
+        encoder is kept: this is how a trained model starts on a data set with other classes.
+
+        Args:
+            num_labels (`int`):
+                Classes of the new head; `0` leaves no head (`nn.Identity`, the pooled features), as in `__init__`.
+            id2label (`dict[int, str]`, *optional*):
+                The new classes' names, one per id `0 .. num_labels - 1`; by default `LABEL_0`, `LABEL_1`, ... The
+                config's `num_labels`, `id2label` and `label2id` follow; its `problem_type` is left as it is.
+        """
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
+            raise ValueError(f"num_labels={num_labels!r} must be a whole number >= 0.")
+        if id2label is None:
+            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        id2label = {int(i): name for i, name in id2label.items()}
+        if sorted(id2label) != list(range(num_labels)):
+            raise ValueError(
+                f"id2label has the ids {sorted(id2label)}; with num_labels={num_labels} it must name each of the ids "
+                f"0 to {num_labels - 1} once."
+            )
+        if num_labels > 0:
+            self.classifier = nn.Linear(self.config.hidden_size, num_labels, device=self.device, dtype=self.dtype)
+            self._init_weights(self.classifier)
+        else:
+            self.classifier = nn.Identity()
+        self.num_labels = num_labels
+        self.config.id2label = id2label
+        self.config.label2id = {name: i for i, name in id2label.items()}
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # With remote code registered, transformers writes into auto_map only the Auto class of the class saved;
         # a classifier's folder also loads as its bare encoder, so AutoModel is mapped to DemsModel as well.
