@@ -422,11 +422,12 @@ def aggregate(records: list[dict], results_dir: str) -> None:
 
 
 def keep_best(records: list[dict], results_dir: str, arm: str = "dems") -> str | None:
-    """Copy the best run of `arm` (model, config, processor, card, results) to results_dir/best_<arm>."""
+    """Copy the run of `arm` with the highest held-out top-1 (model, config, processor, card, results) to
+    results_dir/best_<arm>."""
     candidates = [r for r in records if r["arm"] == arm and os.path.isdir(r["output_dir"])]
     if not candidates:
         return None
-    best = max(candidates, key=lambda r: (r["train_size"], r["top1"]))
+    best = max(candidates, key=lambda r: r["top1"])
     target = os.path.join(results_dir, f"best_{arm}")
     if os.path.isdir(target):
         shutil.rmtree(target)  # the study's own copy, replaced by the current best

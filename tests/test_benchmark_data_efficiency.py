@@ -5,8 +5,11 @@ import json
 import os
 
 import pytest
+from PIL import Image
 from train_helpers import offline_env
+from transformers import pipeline
 
+import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 from benchmarks import data_efficiency
 from benchmarks.data_efficiency import StudySettings, plan_runs, results_table
 from dems_training import UserInputError
@@ -85,6 +88,11 @@ def test_quick_study_runs_aggregates_keeps_the_best_and_resumes(tmp_path, monkey
     assert (results_dir / "top1_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = json.loads((results_dir / "best_dems" / "config.json").read_text())
     assert best["model_type"] == "dems"
+    top_dems = max((r for r in records.values() if r["arm"] == "dems"), key=lambda r: r["top1"])
+    kept = json.loads((results_dir / "best_dems" / "all_results.json").read_text())
+    assert kept["eval_top1_accuracy"] == top_dems["top1"]
+    classifier = pipeline("image-classification", model=str(results_dir / "best_dems"))
+    assert len(classifier(Image.new("L", (8, 8), 128), top_k=2)) == 2
 
     before = {p: os.path.getmtime(p) for p in (results_dir / "runs").iterdir()}
     capsys.readouterr()
