@@ -123,6 +123,11 @@ def random_resized_crop_box(width: int, height: int, scale=(0.2, 1.0), ratio=(3 
     return left, top, left + w, top + h
 
 
+def hflip(pixels: torch.Tensor) -> torch.Tensor:
+    """Mirror left to right."""
+    return pixels.flip(-1)
+
+
 class RandomResizedCropFlip:
     """Random resized crop (bicubic) and horizontal flip on uint8: PIL image in, uint8 (C, S, S) tensor out. The
     CPU's share of `--augment_on_device`, and the first and last steps of `ScheduledAugmentation`."""
@@ -142,7 +147,7 @@ class RandomResizedCropFlip:
         return resize_crop(image, box, (self.size, self.size), Image.Resampling.BICUBIC)
 
     def random_flip(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.flip(-1) if random.random() < self.hflip_prob else pixels
+        return hflip(pixels) if random.random() < self.hflip_prob else pixels
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.random_flip(as_tensor(self.random_crop(image)))
@@ -169,8 +174,11 @@ class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
         self.solarize_threshold = solarize_threshold
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        p = self.current_probabilities()
-        picture = self.random_crop(image)  # PIL image or uint8 tensor; converted only where an operation needs it
+        return self.finish(self.colour(self.random_crop(image), self.current_probabilities()))
+
+    def colour(self, picture: Image.Image | torch.Tensor, p: dict[str, float]) -> torch.Tensor:
+        """Colour jitter, greyscale and solarize, each drawn with its probability in `p`; uint8 (C, S, S) out. The
+        picture becomes a PIL image only when jitter or greyscale is drawn."""
         if random.random() < p["color_jitter"]:
             picture = color_jitter(as_pil(picture))
         if random.random() < p["grayscale"] and self.mode == "RGB":
@@ -178,6 +186,10 @@ class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
         pixels = as_tensor(picture)
         if random.random() < p["solarize"]:
             pixels = solarize(pixels, self.solarize_threshold)
+        return pixels
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The flip (drawn), then the normalised float32 tensor."""
         return self.normalize(self.random_flip(pixels))
 
 
@@ -225,9 +237,14 @@ class ResizeNormalize:
         )
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = self.resize(image)
+        return pixels if self.normalize is None else self.normalize(pixels)
+
+    def resize(self, image: Image.Image) -> torch.Tensor:
+        """Resize, then centre-crop (as transformers' center_crop): uint8 (C, H, W)."""
         pixels = as_tensor(resize_crop(to_mode(image, self.mode), None, self.size, self.resample))
         if self.crop_size is not None:
             height, width = self.crop_size
             top, left = (self.size[0] - height) // 2, (self.size[1] - width) // 2
             pixels = pixels[:, top:top + height, left:left + width]
-        return pixels if self.normalize is None else self.normalize(pixels)
+        return pixels
