@@ -19,10 +19,16 @@ from dems_training.augmentation import (
     random_resized_crop_box,
     to_mode,
 )
-from dems_training.torch_data import ProcessorTransform  # the held-out transform before issue 11
+from dems_training.torch_data import ProcessorTransform, TransformedImageDataset  # held-out transform, as before
 
 
-__all__ = ["BaselineResizeNormalize", "BaselineScheduledAugmentation", "ProcessorTransform", "color_jitter"]
+__all__ = [
+    "BaselineResizeNormalize",
+    "BaselineScheduledAugmentation",
+    "BaselineTransformedImageDataset",
+    "ProcessorTransform",
+    "color_jitter",
+]
 
 
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
@@ -96,3 +102,9 @@ class BaselineResizeNormalize:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = to_mode(image, self.mode).resize((self.size, self.size), Image.Resampling.BICUBIC)
         return to_normalized_tensor(image, self.mean, self.std)
+
+
+class BaselineTransformedImageDataset(TransformedImageDataset):
+    """The data set as before: one row read per image (DataLoader falls back to `__getitem__`)."""
+
+    __getitems__ = None
