@@ -32,14 +32,15 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 # hsv -> rgb: channel value = max - chroma * clamp(min(k, 4 - k), 0, 1), k = (n + hue in sextants) mod 6, n per
 # channel (the compact form of the six-case table).
 _SEXTANT_OFFSETS = (5.0, 3.0, 1.0)
+# Constants enter as Python numbers: a tensor made from them on a GPU would be a blocking copy at every call.
 
 
 def luma(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 1, H, W); a one-channel image is its own luma."""
     if images.shape[1] == 1:
         return images
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images * weights).sum(dim=1, keepdim=True)
+    red, green, blue = images.split(1, dim=1)
+    return red * LUMA_WEIGHTS[0] + green * LUMA_WEIGHTS[1] + blue * LUMA_WEIGHTS[2]
 
 
 def _per_image(values: torch.Tensor) -> torch.Tensor:
@@ -73,8 +74,7 @@ def shift_hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
         torch.where(value == green, (blue - red) / safe + 2.0, (red - green) / safe + 4.0),
     )
     sextant = torch.remainder(sextant + 6.0 * turns.view(-1, 1, 1), 6.0)
-    offsets = torch.tensor(_SEXTANT_OFFSETS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    k = torch.remainder(offsets + sextant[:, None], 6.0)
+    k = torch.stack([torch.remainder(sextant + offset, 6.0) for offset in _SEXTANT_OFFSETS], dim=1)
     return value[:, None] - chroma[:, None] * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
 
 
@@ -82,8 +82,9 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
     return luma(images).expand_as(images).contiguous()
 
 
-def solarize(images: torch.Tensor, threshold: float) -> torch.Tensor:
-    return torch.where(images >= threshold, 1.0 - images, images)
+def solarize(images: torch.Tensor, threshold: int) -> torch.Tensor:
+    """Invert values at or above `threshold` levels of 255 (compared in the images' float32, as they were made)."""
+    return torch.where(images >= threshold / 255, 1.0 - images, images)
 
 
 def _apply(images: torch.Tensor, chosen: torch.Tensor, op, *per_image: torch.Tensor) -> None:
@@ -160,8 +161,7 @@ class BatchAugmentation(EpochScheduled):
             chosen = torch.rand(count) < p["grayscale"]
             if self.mode == "RGB":
                 _apply(images, chosen, grayscale)
-            threshold = torch.tensor(self.solarize_threshold, dtype=torch.float32) / 255.0
-            _apply(images, torch.rand(count) < p["solarize"], lambda x: solarize(x, threshold.to(x.device)))
+            _apply(images, torch.rand(count) < p["solarize"], lambda x: solarize(x, self.solarize_threshold))
         images = self.normalize.normalize_batch(images)
         if self.mixer is None:
             return {"pixel_values": images, "labels": labels}

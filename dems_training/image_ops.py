@@ -81,10 +81,12 @@ class Normalizer:
         return torch.mul(pixels, self.scale[:channels], out=out).sub_(self.shift[:channels])
 
     def normalize_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) floats in [0, 1], on any device, normalised in place."""
-        channels = images.shape[1]
-        mean, std = (torch.tensor(v[:channels], device=images.device).view(1, -1, 1, 1) for v in (self.mean, self.std))
-        return images.sub_(mean).div_(std)
+        """(N, C, H, W) floats in [0, 1], on any device, normalised in place (per channel with Python numbers: no
+        constant tensor to copy to a GPU at every batch)."""
+        for channel in range(images.shape[1]):
+            index = channel if len(self.mean) > 1 else 0
+            images[:, channel].sub_(self.mean[index]).div_(self.std[index])
+        return images
 
 
 def _per_channel(value) -> tuple[float, ...]:

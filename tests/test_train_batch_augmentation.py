@@ -26,8 +26,7 @@ def levels(images: torch.Tensor) -> list:
 
 def test_solarize_inverts_from_128_up():
     images = unit([[[0, 127, 128], [129, 200, 255]]])  # one row of two pixels
-    threshold = torch.tensor(128.0) / 255
-    assert levels(on_device.solarize(images, threshold)) == [[[0, 127, 127], [126, 55, 0]]]
+    assert levels(on_device.solarize(images, 128)) == [[[0, 127, 127], [126, 55, 0]]]
 
 
 def test_grayscale_uses_the_itu_601_luma_weights():
