@@ -2,28 +2,16 @@
 code side by side and writes a JSON report whose figures fit together. How fast anything runs is the benchmark's
 business, not a test's."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-import torch
-
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports baseline_transforms and throughput from its own folder
-    spec = importlib.util.spec_from_file_location("input_pipeline", BENCHMARKS / "input_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
-    yield module
-    torch.set_num_threads(threads)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("input_pipeline") as module:  # it imports baseline_transforms and throughput
+        yield module
 
 
 TINY = ["--repeats", "2", "--distinct_images", "2", "--batch_size", "4", "--collate_batches", "2", "--device_batches",

@@ -1,29 +1,17 @@
 """benchmarks/op_times.py: its FLOP formula against hand-computed products and against torch's own counter, and
 the consistency of its breakdown. How fast anything runs is not tested."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-import torch
+from benchmark_helpers import benchmark_module
 from torch.utils.flop_counter import FlopCounterMode
-
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def op_times():
-    sys.path.insert(0, str(BENCHMARKS))  # op_times imports throughput from its own folder
-    spec = importlib.util.spec_from_file_location("op_times", BENCHMARKS / "op_times.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
-    yield module
-    torch.set_num_threads(threads)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("op_times") as module:  # it imports throughput from its own folder
+        yield module
 
 
 def test_matrix_product_flops_by_hand(op_times):

@@ -2,14 +2,13 @@
 hand on images built here, and against the transforms as they were before (benchmarks/baseline_transforms.py) where
 the operation is deterministic."""
 
-import importlib.util
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_helpers import benchmark_module
 from PIL import Image, ImageEnhance
 
 from dems_training import image_ops
@@ -24,9 +23,6 @@ from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
 from modeling_dems import DemsImageProcessor
 
 
-BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baseline_transforms.py"
-
-
 def assert_within_one_level(levels: torch.Tensor) -> None:
     """`levels`: differences in units of 1/255. PIL and torch resize with the same filter in fixed point, PIL with
     22-bit weights and torch with about 15: an intermediate value that PIL puts within ~0.01 of a rounding boundary
@@ -39,10 +35,8 @@ def assert_within_one_level(levels: torch.Tensor) -> None:
 
 @pytest.fixture(scope="module")
 def baseline():
-    spec = importlib.util.spec_from_file_location("baseline_transforms", BASELINE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_module("baseline_transforms") as module:
+        yield module
 
 
 def pixels_of(image: Image.Image) -> np.ndarray:
