@@ -12,10 +12,16 @@ One GPU, many GPUs, many machines: the same script under `python`, `torchrun` or
         --model_name_or_path outputs/c100-pretrain --output_dir outputs/c100-finetune --bf16
     # your own image folders (class sub-folders)
     python train.py --train_dir data/train --validation_dir data/val --output_dir outputs/mine
+    # Fashion-MNIST offline from its original IDX files (apt-get install dataset-fashion-mnist), and the ViT
+    # baseline under the same recipe: does DEMS beat ViT on this data?
+    python train.py --dataset fashion_mnist --output_dir outputs/fmnist-dems
+    python train.py --dataset fashion_mnist --architecture vit --output_dir outputs/fmnist-vit
 
 Every `TrainingArguments` flag works and overrides the recipe (`--num_train_epochs 50`, `--learning_rate 1e-3`,
-`--fp16`, `--report_to wandb`, ...). `--stage` sets the reference defaults (see dems_training/recipe.py);
-`--global_batch_size` is kept whatever the number of processes: the per-device batch is derived from it.
+`--fp16`, `--report_to wandb`, ...). `--push_to_hub --hub_model_id me/dems-digits` publishes the run once it is
+evaluated: weights, remote code (loads with `trust_remote_code=True`), model card and TensorBoard traces.
+`--stage` sets the reference defaults (see dems_training/recipe.py); `--global_batch_size` is kept whatever the
+number of processes: the per-device batch is derived from it.
 """
 
 import json
@@ -29,12 +35,12 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from dems_training import UserInputError
 from dems_training.cpu_memory import keep_freed_memory
-from dems_training.data_sets import DATASET_PRESETS, load_data, preset_for
+from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, preset_for
 from dems_training.input_pipeline import build_input_pipeline
 from dems_training.metrics import TopKAccuracy
 from dems_training.mixup import default_collator
-from dems_training.modeling import build_image_processor, build_model
-from dems_training.outputs import find_resume_checkpoint, write_model_card
+from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model
+from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
 from dems_training.torch_data import TransformedImageDataset
 from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
@@ -45,6 +51,15 @@ logger = logging.getLogger("train")
 
 @dataclass
 class ModelArguments:
+    architecture: str = field(
+        default="dems",
+        metadata={
+            "help": "dems: DEMS-ViT. vit: transformers' ViTForImageClassification (DeiT's model without distillation) "
+            "with the DEMS config's width, depth, heads and MLP ratio, patch size = the finest DEMS patch, trained "
+            "with the same recipe: the baseline. transformers' ViT has no stochastic depth: its drop path is 0.",
+            "choices": list(ARCHITECTURES),
+        },
+    )
     model_name_or_path: str | None = field(
         default=None,
         metadata={
@@ -79,6 +94,13 @@ class DataArguments:
                   "and needs no network."},
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of an MNIST-format release in IDX files (train-images-idx3-ubyte.gz, ...) for "
+                  "--dataset fashion_mnist, mnist or emnist: read instead of the Hub. Without it, fashion_mnist "
+                  "falls back to /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist) when "
+                  "the Hub cannot be reached."},
+    )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: the preset's, "
                                                                       "else 'image')."})
     label_column: str | None = field(default=None, metadata={"help": "Label column (default: the preset's, "
@@ -96,6 +118,11 @@ class DataArguments:
         metadata={"help": "Unreadable image files in a folder: 'skip' them (each path is logged) or 'error'."},
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many train images."})
+    train_samples_per_class: int | None = field(
+        default=None,
+        metadata={"help": "Train on a class-balanced subset: this many images of each class, drawn with --data_seed "
+                  "(else --seed). Every class must have that many."},
+    )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many held-out images."})
 
 
@@ -130,6 +157,11 @@ class RecipeArguments:
         default=None,
         metadata={"help": "Train with the decaying augmentation schedule (pretrain) instead of resize + normalise "
                   "(finetune)."},
+    )
+    augmentation_decay: bool = field(
+        default=True,
+        metadata={"help": "Fade colour jitter, greyscale and solarize by cosine over training (the paper's schedule). "
+                  "False keeps them at --augmentation_p0 throughout: the ablation without the schedule."},
     )
     augmentation_p0: float | None = field(
         default=None, metadata={"help": "Initial probability of colour jitter, greyscale and solarize (0.6 tiny, "
@@ -219,6 +251,7 @@ def run(argv: list[str]) -> dict:
     data = load_data(
         dataset=data_args.dataset,
         dataset_config_name=data_args.dataset_config_name,
+        data_dir=data_args.data_dir,
         image_column=data_args.image_column,
         label_column=data_args.label_column,
         train_dir=data_args.train_dir,
@@ -233,12 +266,22 @@ def run(argv: list[str]) -> dict:
     logger.info(f"Data: {data.source}: {len(data.train)} train / {len(data.eval)} held-out images, "
                 f"{len(data.class_names)} classes")
 
+    if model_args.architecture == "vit" and recipe_args.drop_path_rate:
+        logger.warning(f"--architecture vit: transformers' ViT has no stochastic depth, so --drop_path_rate="
+                       f"{recipe_args.drop_path_rate} is not applied (the model card says 0).")
+        recipe_args.drop_path_rate = 0.0
     model = build_model(model_args, recipe_args, preset, data.class_names)
     image_processor = build_image_processor(model_args.model_name_or_path, model.config, preset)
 
     pipeline = build_input_pipeline(recipe_args, model.config, image_processor)
+    train_split = data.train
+    if data_args.train_samples_per_class is not None:
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        train_split = balanced_subset(train_split, data.label_column, data_args.train_samples_per_class, seed)
+        logger.info(f"Class-balanced subset: {len(train_split)} train images "
+                    f"({data_args.train_samples_per_class} per class, seed {seed})")
     train_dataset = TransformedImageDataset(
-        subset(data.train, data_args.max_train_samples, "--max_train_samples"),
+        subset(train_split, data_args.max_train_samples, "--max_train_samples"),
         data.image_column, data.label_column, pipeline.train_transform,
     )
     eval_dataset = TransformedImageDataset(
@@ -283,7 +326,10 @@ def run(argv: list[str]) -> dict:
             print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
                   f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {len(eval_dataset)} images of {data.source}")
     if trainer.is_world_process_zero() and training_args.do_train:
-        write_model_card(trainer, model_args, data_args, recipe_args, data, results)
+        summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset))
+        write_run_outputs(trainer, summary)
+    if training_args.push_to_hub:  # once, with the final results and card (DemsTrainer.save_model does not push)
+        trainer.push_to_hub()
     return results
 
 

@@ -51,11 +51,13 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 @dataclass(frozen=True)
 class AugmentationSchedule:
-    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize."""
+    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize (p0 throughout
+    when `decaying` is False)."""
 
     color_jitter_p0: float = 0.6
     grayscale_p0: float = 0.6
     solarize_p0: float = 0.6
+    decaying: bool = True  # False: p(e) = p0 for every epoch (the ablation without the schedule)
 
     def __post_init__(self):
         for name in ("color_jitter_p0", "grayscale_p0", "solarize_p0"):
@@ -70,6 +72,8 @@ class AugmentationSchedule:
         return 0.5 * p0 * (1.0 + math.cos(math.pi * epoch / total_epochs))
 
     def probabilities(self, epoch: float, total_epochs: float) -> dict[str, float]:
+        if not self.decaying:
+            total_epochs = 0  # decay() then returns p0
         return {
             "color_jitter": self.decay(self.color_jitter_p0, epoch, total_epochs),
             "grayscale": self.decay(self.grayscale_p0, epoch, total_epochs),
@@ -193,6 +197,13 @@ class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
         return self.normalize(self.random_flip(pixels))
 
 
+def _side(size, name: str) -> int | None:
+    """`size.height` of a processor's SizeDict, or `size["height"]` of a plain dict."""
+    if size is None:
+        return None
+    return size.get(name) if isinstance(size, dict) else getattr(size, name, None)
+
+
 class ResizeNormalize:
     """Resize to S x S (bicubic by default), optionally centre-crop, and normalise: the finetune train transform
     and the held-out transform (`from_image_processor`). With `normalize=False` it returns the uint8 pixels (the CPU's
@@ -218,23 +229,25 @@ class ResizeNormalize:
     @classmethod
     def from_image_processor(cls, image_processor) -> "ResizeNormalize | None":
         """The processor's resize, centre crop, rescale and normalise as one fast transform (within one level of 255
-        of the processor's output); None when the processor does something else (another filter, a shortest-edge
-        size, padding, no normalisation...)."""
+        of the processor's output but for a few pixels in a million, which are within two: image_ops.py); None when
+        the processor does something else (another filter, a shortest-edge size, padding, no normalisation, no
+        `num_channels`...), or is not a PIL-backend processor of this shape."""
         p = image_processor
-        size, crop = p.size, p.crop_size if p.do_center_crop else None
-        if not (p.do_resize and size.height and size.width and p.do_rescale and p.do_normalize):
+        settings = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor",
+                    "do_normalize", "image_mean", "image_std", "num_channels")
+        if any(getattr(p, name, None) is None for name in settings if name not in ("do_center_crop", "crop_size")):
+            return None
+        height, width = _side(p.size, "height"), _side(p.size, "width")
+        crop = (_side(p.crop_size, "height"), _side(p.crop_size, "width")) if p.do_center_crop else None
+        if not (p.do_resize and height and width and p.do_rescale and p.do_normalize):
             return None
         if not math.isclose(p.rescale_factor, 1 / 255) or getattr(p, "do_pad", None):
             return None
-        if crop is not None and not (crop.height and crop.width and crop.height <= size.height and crop.width <=
-                                     size.width):
+        if crop is not None and not (crop[0] and crop[1] and crop[0] <= height and crop[1] <= width):
             return None
-        if Image.Resampling(p.resample) not in TORCH_RESAMPLING:
+        if Image.Resampling(p.resample) not in TORCH_RESAMPLING or p.num_channels not in (1, 3):
             return None
-        return cls(
-            (size.height, size.width), p.image_mean, p.image_std, p.num_channels, Image.Resampling(p.resample),
-            (crop.height, crop.width) if crop is not None else None,
-        )
+        return cls((height, width), p.image_mean, p.image_std, p.num_channels, Image.Resampling(p.resample), crop)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         pixels = self.resize(image)

@@ -2,14 +2,17 @@
 folders, each returned as train / held-out `datasets.Dataset`s with `image` and `label` columns and class names."""
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 from datasets import ClassLabel, DatasetDict
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
 from .digits import load_digits_dataset
+from .idx import load_idx_release
 from .image_folder import find_reference_layout, load_image_folder
 
 
@@ -19,6 +22,24 @@ IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
 IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
 # The reference normalises the MNIST family with mean 0.5 / std 0.5.
 HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class IdxRelease:
+    """An MNIST-format release (IDX files) that stands in for the Hub copy when the Hub cannot be reached."""
+
+    name: str
+    class_names: tuple[str, ...]
+    default_dir: str | None = None  # where a system package installs it, if one does
+    install_hint: str | None = None
+    transposed: bool = False  # EMNIST stores images column by column
+
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+# The class names of the Hub copy (zalando-datasets/fashion_mnist), so that both sources label alike.
+FASHION_MNIST_NAMES = (
+    "T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,8 @@ class DatasetPreset:
     processor_overrides: dict = field(default_factory=dict)
     # Recipe / Trainer defaults on top of the stage's reference values; flags still override them.
     recipe_overrides: dict = field(default_factory=dict)
+    # The original release in IDX files, read with --data_dir or when the Hub is out of reach.
+    idx_release: IdxRelease | None = None
 
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {
@@ -76,8 +99,26 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {
     ),
     "cifar10": DatasetPreset("uoft-cs/cifar10", image_column="img"),
     "cifar100": DatasetPreset("uoft-cs/cifar100", image_column="img", label_column="fine_label"),
-    "fashion_mnist": DatasetPreset("zalando-datasets/fashion_mnist", image_mean=HALF, image_std=HALF),
-    "emnist": DatasetPreset("tanganke/emnist_mnist", image_mean=HALF, image_std=HALF),
+    "fashion_mnist": DatasetPreset(
+        "zalando-datasets/fashion_mnist",
+        image_mean=HALF,
+        image_std=HALF,
+        idx_release=IdxRelease(
+            "Fashion-MNIST",
+            FASHION_MNIST_NAMES,
+            default_dir="/usr/share/datasets/fashion-mnist",
+            install_hint="apt-get install dataset-fashion-mnist",
+        ),
+    ),
+    "mnist": DatasetPreset(
+        "ylecun/mnist", image_mean=HALF, image_std=HALF, idx_release=IdxRelease("MNIST", DIGIT_NAMES)
+    ),
+    "emnist": DatasetPreset(
+        "tanganke/emnist_mnist",
+        image_mean=HALF,
+        image_std=HALF,
+        idx_release=IdxRelease("EMNIST (mnist split)", DIGIT_NAMES, transposed=True),
+    ),
     # No standard split on the Hub: the reference reads train/ and val/ (or test/) class folders.
     # Held out as the reference does: resize to 300x300 (bilinear), centre crop 256.
     "caltech101": DatasetPreset(
@@ -124,6 +165,31 @@ def load_hub_dataset(hub_id: str, config_name: str | None, cache_dir: str | None
         ) from None
 
 
+def read_idx_release(release: IdxRelease, data_dir: str) -> tuple[DatasetDict, str]:
+    splits = load_idx_release(data_dir, list(release.class_names), transposed=release.transposed)
+    source = f"{release.name} IDX release in {data_dir}"
+    logger.info(f"Read the original {release.name} release from its IDX files in {data_dir}")
+    return splits, source
+
+
+def idx_fallback(release: IdxRelease | None, dataset: str, hub_error: UserInputError) -> tuple[DatasetDict, str]:
+    """The IDX release in its default folder when the Hub copy cannot be had; else one error with every way out."""
+    if release is None:
+        raise hub_error
+    if release.default_dir is not None and os.path.isdir(release.default_dir):
+        logger.warning(f"--dataset={dataset!r}: the Hub copy cannot be reached; reading the IDX release in "
+                       f"{release.default_dir} instead")
+        return read_idx_release(release, release.default_dir)
+    ways = [f"--data_dir DIR with the four IDX files of the {release.name} release"]
+    if release.install_hint is not None:
+        ways.insert(0, f"`{release.install_hint}` (installs them in {release.default_dir})")
+    raise UserInputError(
+        f"--dataset={dataset!r}: the Hub copy cannot be reached and it is not in the local cache, and no IDX "
+        f"release was found{f' in {release.default_dir}' if release.default_dir else ''}. Way out: "
+        f"{' or '.join(ways)}."
+    ) from None
+
+
 def pick_eval_split(splits: DatasetDict, preferred: str, train_split: str = "train") -> str | None:
     for name in (preferred, "validation", "val", "test"):
         if name in splits and name != train_split:
@@ -134,6 +200,7 @@ def pick_eval_split(splits: DatasetDict, preferred: str, train_split: str = "tra
 def load_data(
     dataset: str = "digits",
     dataset_config_name: str | None = None,
+    data_dir: str | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
     train_dir: str | None = None,
@@ -163,6 +230,14 @@ def load_data(
         image_column, label_column, source = "image", "label", f"image folder {train_dir}"
     elif validation_dir is not None:
         raise UserInputError(f"--validation_dir={validation_dir!r} needs --train_dir as well.")
+    elif data_dir is not None:
+        if preset.idx_release is None:
+            with_idx = [name for name, p in DATASET_PRESETS.items() if p.idx_release is not None]
+            raise UserInputError(
+                f"--data_dir={data_dir!r} is read as an MNIST-format IDX release, which --dataset={dataset!r} does "
+                f"not have; use it with --dataset {' / '.join(with_idx)}, or --train_dir for image folders."
+            )
+        splits, source = read_idx_release(preset.idx_release, data_dir)
     elif dataset == "digits":
         splits, source = load_digits_dataset(), "scikit-learn digits"
     elif dataset == "caltech101":
@@ -172,7 +247,10 @@ def load_data(
         )
     else:
         hub_id = preset.hub_id or dataset
-        splits, source = load_hub_dataset(hub_id, dataset_config_name, cache_dir, token), hub_id
+        try:
+            splits, source = load_hub_dataset(hub_id, dataset_config_name, cache_dir, token), hub_id
+        except UserInputError as hub_error:
+            splits, source = idx_fallback(preset.idx_release, dataset, hub_error)
 
     if "train" not in splits:
         raise UserInputError(f"--dataset={dataset!r} has no 'train' split (it has {sorted(splits)}).")
@@ -237,3 +315,20 @@ def check_label_range(split: datasets.Dataset, label_column: str, num_labels: in
             f"--label_column={label_column!r}: the {where} has label {bad}, out of range; labels must be class ids "
             f"in [0, {num_labels - 1}] ({num_labels} classes)."
         )
+
+
+def balanced_subset(split: datasets.Dataset, label_column: str, per_class: int, seed: int) -> datasets.Dataset:
+    """`per_class` rows of each class, drawn at random with `seed` (the same seed gives the same subset)."""
+    if per_class < 1:
+        raise UserInputError(f"--train_samples_per_class={per_class} must be a positive number of images.")
+    labels = label_array(split, label_column)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) < per_class:
+            raise UserInputError(
+                f"--train_samples_per_class={per_class}: class {int(label)} has only {len(rows)} train images."
+            )
+        chosen.append(rng.choice(rows, size=per_class, replace=False))
+    return split.select(np.sort(np.concatenate(chosen)).tolist())

@@ -38,10 +38,10 @@ def build_input_pipeline(recipe_args, config, image_processor) -> InputPipeline:
     mean, std = image_processor.image_mean, image_processor.image_std
     schedule = None
     if recipe_args.augmentation_schedule:
+        if recipe_args.augmentation_p0 is None:  # the reference: 0.6 for tiny, 0.8 for small (kept for the card)
+            recipe_args.augmentation_p0 = 0.8 if config.hidden_size >= 384 else 0.6
         p0 = recipe_args.augmentation_p0
-        if p0 is None:  # the reference: 0.6 for tiny, 0.8 for small
-            p0 = 0.8 if config.hidden_size >= 384 else 0.6
-        schedule = AugmentationSchedule(p0, p0, p0)
+        schedule = AugmentationSchedule(p0, p0, p0, decaying=recipe_args.augmentation_decay)
     mixer = MixupCutmixCollator(
         num_classes=config.num_labels,
         mixup_alpha=recipe_args.mixup_alpha,

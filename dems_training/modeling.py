@@ -1,5 +1,6 @@
 """The model and image processor `train.py` trains: new from a preset, or loaded from a folder, a Hub id or a
-reference `.pth` checkpoint, always labelled with the data set's classes."""
+reference `.pth` checkpoint, always labelled with the data set's classes. `--architecture vit` builds transformers'
+own ViT (DeiT's model without distillation) matched to the DEMS config instead: the baseline the paper beats."""
 
 import json
 import logging
@@ -7,7 +8,13 @@ import os
 import re
 
 import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes)
 from configuration_dems import DEMS_PRESETS, DemsConfig
@@ -62,8 +69,47 @@ def new_classifier_head(model: DemsForImageClassification, class_names: list[str
     model.config.update(label_fields(class_names))
 
 
-def build_model(model_args, recipe_args, preset, class_names: list[str]) -> DemsForImageClassification:
+ARCHITECTURES = ("dems", "vit")
+
+
+def vit_config_matching(config: DemsConfig) -> ViTConfig:
+    """transformers' ViT with DEMS's width, depth, heads, MLP ratio and dropouts, its patch size the finest DEMS
+    patch and its input the same images; labels are carried over. Stochastic depth has no ViT counterpart."""
+    ratios = set(config.mlp_ratios)
+    if len(ratios) != 1:
+        raise UserInputError(
+            f"--architecture vit: the DEMS config has mlp_ratios={config.mlp_ratios}, one per stage; a ViT has one "
+            "MLP ratio, so they must all be equal."
+        )
+    return ViTConfig(
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        num_channels=config.num_channels,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=int(config.hidden_size * ratios.pop()),
+        hidden_act=config.hidden_act,
+        hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        qkv_bias=config.qkv_bias,
+        layer_norm_eps=config.layer_norm_eps,
+        initializer_range=config.initializer_range,
+        num_labels=config.num_labels,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        problem_type=config.problem_type,
+    )
+
+
+def build_model(model_args, recipe_args, preset, class_names: list[str]):
+    """A `DemsForImageClassification`, or a `ViTForImageClassification` for a new `--architecture vit` model."""
     path = model_args.model_name_or_path
+    if model_args.architecture not in ARCHITECTURES:
+        raise UserInputError(f"--architecture={model_args.architecture!r} must be one of {ARCHITECTURES}.")
+    if model_args.architecture == "vit" and path is not None and path.endswith(".pth"):
+        raise UserInputError(f"--model_name_or_path={path!r} is a DEMS reference checkpoint; it cannot start a "
+                             "--architecture vit model.")
     overrides = parse_config_overrides(model_args.config_overrides)
     regularisation = {
         "drop_path_rate": recipe_args.drop_path_rate,
@@ -81,7 +127,10 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]) -> Dems
             )
         except (ValueError, TypeError) as error:
             raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
-        model = DemsForImageClassification(config)
+        if model_args.architecture == "vit":
+            model = ViTForImageClassification(vit_config_matching(config))
+        else:
+            model = DemsForImageClassification(config)
     elif path.endswith(".pth"):
         if not os.path.isfile(path):
             raise UserInputError(f"--model_name_or_path={path!r}: no such reference checkpoint file.")

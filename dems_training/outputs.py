@@ -1,13 +1,17 @@
-"""What a run leaves in --output_dir beyond Trainer's own files: the resume decision and the model card."""
+"""What a run leaves in --output_dir beyond Trainer's own files: the resume decision, and the run summary
+(`training_summary.json`: data set, recipe, final results, per-epoch history) with its picture and the model card
+rendered from it."""
 
+import json
 import logging
+import math
 import os
+from collections.abc import Mapping
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from modeling_dems.model_card import read_results, render_model_card
-
 from . import UserInputError
+from .model_card import read_results, shareable_dataset_name
 
 
 logger = logging.getLogger(__name__)
@@ -69,10 +73,17 @@ def recipe_summary(training_args, recipe_args) -> dict:
         "mixup / cutmix alpha": f"{recipe_args.mixup_alpha} / {recipe_args.cutmix_alpha} "
         f"(switch prob {recipe_args.mixup_switch_prob}, batch prob {recipe_args.mixup_prob})",
         "label smoothing": recipe_args.label_smoothing,
-        "augmentation schedule": "on" if recipe_args.augmentation_schedule else "off (resize + normalise)",
+        "augmentation schedule": _augmentation_summary(recipe_args),
         "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
         "seed": training_args.seed,
     }
+
+
+def _augmentation_summary(recipe_args) -> str:
+    if not recipe_args.augmentation_schedule:
+        return "off (resize + normalise)"
+    p0 = recipe_args.augmentation_p0
+    return f"on, cosine decay from p0 {p0}" if recipe_args.augmentation_decay else f"constant at p0 {p0} (no decay)"
 
 
 def _schedule_summary(training_args, recipe_args) -> str:
@@ -84,22 +95,84 @@ def _schedule_summary(training_args, recipe_args) -> str:
     return f"{scheduler} per step, warm-up {recipe_args.warmup_epochs} epoch(s)"
 
 
-def write_model_card(trainer, model_args, data_args, recipe_args, data, results: dict) -> str:
-    output_dir = trainer.args.output_dir
-    dataset = data.source
+SUMMARY_FILE = "training_summary.json"
+CURVES_FILE = "training_curves.png"
+# Evaluation log keys that measure speed, not the model: left out of the history.
+_SPEED_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+
+
+def epoch_history(log_history: list[Mapping]) -> list[dict]:
+    """One row per epoch of training from Trainer's `state.log_history`: `train_loss`, the mean of the training
+    losses logged during the epoch; `learning_rate`, the last rate logged in it; and the held-out metrics of the
+    evaluation at its end (`eval_loss`, `eval_top1_accuracy`, ...; the last one if several).
+
+    A log entry at fractional epoch e belongs to epoch ceil(e): Trainer logs after the step, with the loss averaged
+    over the steps since the previous log and the rate that step used, and evaluates at e = 1, 2, ... exactly.
+    Evaluations after training (from the entry with `train_runtime` on) are the final results, not history."""
+    rows: dict[int, dict] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        if "train_runtime" in entry:
+            break
+        if "epoch" not in entry:
+            continue
+        epoch = max(1, math.ceil(entry["epoch"]))
+        if "loss" in entry:
+            losses.setdefault(epoch, []).append(entry["loss"])
+            row = rows.setdefault(epoch, {"epoch": epoch})
+            row["step"] = entry.get("step")
+            if entry.get("learning_rate") is not None:
+                row["learning_rate"] = entry["learning_rate"]
+        metrics = {k: v for k, v in entry.items() if k.startswith("eval_") and k not in _SPEED_KEYS}
+        if metrics:
+            row = rows.setdefault(epoch, {"epoch": epoch})
+            row["step"] = entry.get("step")
+            row.update(metrics)
+    for epoch, values in losses.items():
+        rows[epoch]["train_loss"] = sum(values) / len(values)
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def run_summary(trainer, model_args, recipe_args, data, results: dict, train_images: int, held_out_images: int):
+    """The facts of a finished run that the model card shows, as data (written to SUMMARY_FILE)."""
     base_model = model_args.model_name_or_path
     if base_model is not None and (os.path.exists(base_model) or base_model.endswith(".pth")):
         base_model = None  # only Hub ids go into the card's metadata
-    card = render_model_card(
-        model_name=os.path.basename(os.path.normpath(output_dir)),
-        dataset=dataset,
-        recipe=recipe_summary(trainer.args, recipe_args),
-        results=read_results(output_dir) or results,
-        config=trainer.model.config,
-        base_model=base_model,
-        num_parameters=sum(p.numel() for p in trainer.model.parameters()),
-    )
-    path = os.path.join(output_dir, "README.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(card)
-    return path
+    return {
+        "dataset": {
+            "name": shareable_dataset_name(data.source),  # the summary is uploaded with the model: no local paths
+            "train_images": train_images,
+            "held_out_images": held_out_images,
+            "classes": len(data.class_names),
+        },
+        "base_model": base_model,
+        "recipe": recipe_summary(trainer.args, recipe_args),
+        # Trainer's *_results.json files: a resumed run's final numbers include those of the earlier process.
+        "results": read_results(trainer.args.output_dir) or results,
+        "history": epoch_history(trainer.state.log_history),
+    }
+
+
+def write_run_outputs(trainer, summary: dict) -> None:
+    """SUMMARY_FILE, the picture of its history (CURVES_FILE) and the model card rendered from it, in --output_dir.
+    Call on the main process."""
+    from .training_plot import plot_history
+
+    output_dir = trainer.args.output_dir
+    if summary.get("history"):
+        title = os.path.basename(os.path.normpath(output_dir))
+        plot_history(summary["history"], os.path.join(output_dir, CURVES_FILE), title=title)
+        summary = {**summary, "curves": CURVES_FILE}
+    with open(os.path.join(output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    trainer.create_model_card()
+
+
+def read_run_summary(folder: str | os.PathLike) -> dict | None:
+    """The SUMMARY_FILE in `folder`, or None when there is none."""
+    path = os.path.join(folder, SUMMARY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -7,7 +7,6 @@ the per-device batch from the global batch and the world size, warm-up from warm
 """
 
 import argparse
-import importlib.util
 import json
 import os
 
@@ -45,6 +44,8 @@ COMMON_DEFAULTS = {
     "logging_strategy": "steps",
     "logging_steps": 0.02,  # a ratio: 50 loss points over the run, whatever its length
     "remove_unused_columns": False,
+    # TensorBoard traces in --output_dir/runs: the Hub shows them in a model's Metrics tab.
+    "report_to": "tensorboard",
     # Every parameter takes part in every forward pass: spare DDP its search for unused ones.
     "ddp_find_unused_parameters": False,
     "output_dir": "outputs/dems",
@@ -120,10 +121,6 @@ def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes
     }
 
 
-def tensorboard_installed() -> bool:
-    return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
-
-
 def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict:
     """Defaults for every recipe-controlled option the user did not give, from the stage, the data set preset and
     the derived quantities."""
@@ -134,8 +131,6 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     if given.get("do_eval") is False:
         # Trainer turns do_eval back on whenever an eval strategy is set: --do_eval false means no evaluation at all.
         defaults["eval_strategy"] = "no"
-    if tensorboard_installed():
-        defaults["report_to"] = "tensorboard"
     if processes > 1 and not torch.cuda.is_available():
         # torchrun on a machine without GPUs: TrainingArguments only sets up gloo DDP when told to use the CPU.
         defaults["use_cpu"] = True

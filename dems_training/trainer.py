@@ -1,12 +1,19 @@
-"""`Trainer` with what the DEMS recipe does differently from transformers' defaults."""
+"""`Trainer` with the things the DEMS recipe and its sharing do differently from transformers' defaults."""
 
 import contextlib
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import Trainer
 
+from modeling_dems.modeling_dems import soft_target_cross_entropy
+
 from .lr_schedule import reference_epoch_scheduler
+from .model_card import write_model_card
+from .outputs import read_run_summary
 
 
 @dataclass
@@ -25,7 +32,13 @@ class DemsTrainer(Trainer):
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
       weights out); `decay_all_parameters=False` restores Trainer's choice.
     - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule instead of
-      `args.lr_scheduler_type`."""
+      `args.lr_scheduler_type`.
+    - Soft targets (mixup/cutmix) of a single-label classifier get soft cross-entropy whatever the model, so that
+      DEMS and the ViT baseline (whose own loss reads float labels as hard ones) train on the same loss. The loss is
+      a batch mean, which Trainer scales for gradient accumulation.
+    - `--push_to_hub` publishes a repository that loads: the model card is the DEMS one, rendered from the run
+      summary, and each commit carries the remote code its config.json names. `save_model` does not push: the
+      caller pushes once (`push_to_hub`) after the final evaluation, so that the commit carries its results."""
 
     def __init__(
         self,
@@ -41,6 +54,18 @@ class DemsTrainer(Trainer):
         self.eval_data_collator = eval_data_collator
         self.decay_all_parameters = decay_all_parameters
         self.epoch_schedule = epoch_schedule
+        # Every loss here is a mean over the batch: Trainer must divide it by the accumulation steps itself.
+        self.model_accepts_loss_kwargs = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.get("labels")
+        config = self.accelerator.unwrap_model(model).config
+        soft = labels is not None and labels.is_floating_point() and labels.ndim == 2
+        if not soft or config.problem_type != "single_label_classification":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**{name: value for name, value in inputs.items() if name != "labels"})
+        loss = soft_target_cross_entropy(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.batch_augmentation is not None:
@@ -86,3 +111,26 @@ class DemsTrainer(Trainer):
         if self.decay_all_parameters:
             return [name for name, _ in model.named_parameters()]
         return super().get_decay_parameter_names(model)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # Trainer would push the whole output folder here ("Model save"), before the final evaluation.
+        super().save_model(output_dir, _internal_call=True)
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """README.md in --output_dir: the DEMS card (model_card.py) from the run summary train.py saved, rather than
+        Trainer's generic draft. `push_to_hub` calls it before uploading; Trainer's other card arguments (tags,
+        language, ...) have no place in it and are ignored."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = self.args.output_dir
+        name = model_name or (self.hub_model_id or os.path.basename(os.path.normpath(output_dir))).split("/")[-1]
+        summary = read_run_summary(output_dir)
+        write_model_card(output_dir, self.model, summary, model_name=name, repo_id=self.hub_model_id)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Trainer copies only the weights and config files of a checkpoint into --output_dir before uploading it;
+        # the remote code that config.json's auto_map names goes along, or that commit would not load.
+        if self.is_world_process_zero():
+            for code_file in Path(checkpoint_folder).glob("*.py"):
+                shutil.copy(code_file, self.args.output_dir)
+        super()._push_from_checkpoint(checkpoint_folder)

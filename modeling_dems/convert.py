@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from configuration_dems import DEMS_PRESETS, DemsConfig
-
+from .configuration_dems import DEMS_PRESETS, DemsConfig
 from .image_processing_dems import DemsImageProcessor
 from .modeling_dems import DemsForImageClassification, sincos_position_embedding_2d
 

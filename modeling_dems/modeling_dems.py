@@ -21,11 +21,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-
-try:  # shipped as remote code: the configuration file lies next to this one
-    from .configuration_dems import DemsConfig
-except ImportError:  # inside the project, where the configuration is a package of its own
-    from configuration_dems.configuration_dems import DemsConfig
+from .configuration_dems import DemsConfig
 
 
 # Patch side of each scale in units of the base patch p, finest first, and the side (in tokens) of one region's
@@ -479,6 +475,15 @@ class DemsForImageClassification(DemsPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # With remote code registered, transformers writes into auto_map only the Auto class of the class saved;
+        # a classifier's folder also loads as its bare encoder, so AutoModel is mapped to DemsModel as well.
+        if self.is_remote_code() and DemsModel.is_remote_code():
+            module = DemsModel.__module__.rsplit(".", 1)[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            self.config.auto_map = {**auto_map, DemsModel._auto_class: f"{module}.DemsModel"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -539,9 +544,15 @@ class DemsForImageClassification(DemsPreTrainedModel):
                     f"soft-target labels must have the logits' shape (batch, num_labels) = {tuple(logits.shape)}, "
                     f"got {tuple(labels.shape)}."
                 )
-            log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
-            return -(labels.float() * log_probs).sum(dim=-1).mean()
+            return soft_target_cross_entropy(logits, labels)
         return nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_c targets[c] * log_softmax(logits)[c]: cross-entropy against class distributions
+    (mixup/cutmix targets), `(batch, num_labels)` each."""
+    log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
+    return -(targets.float() * log_probs).sum(dim=-1).mean()
 
 
 __all__ = [
@@ -551,4 +562,5 @@ __all__ = [
     "group_grid_by_region",
     "regional_position_embedding",
     "sincos_position_embedding_2d",
+    "soft_target_cross_entropy",
 ]

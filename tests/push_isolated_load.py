@@ -44,22 +44,28 @@ def main(folder: str, pixels_file: str, image_file: str, out_file: str) -> None:
     import numpy as np
     import torch
     from PIL import Image
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, pipeline
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
 
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
     model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     image = Image.open(image_file)
+    pixels = torch.from_numpy(np.load(pixels_file))
     with torch.no_grad():
-        logits = model(pixel_values=torch.from_numpy(np.load(pixels_file))).logits
+        logits = model(pixel_values=pixels).logits
+        pooled = encoder(pixel_values=pixels).pooler_output
         processed = processor(images=image, return_tensors="pt")["pixel_values"]
         image_logits = model(pixel_values=processed).logits
-    predictions = pipeline("image-classification", model=folder, trust_remote_code=True)(image, top_k=None)
+    classifier = pipeline("image-classification", model=folder, trust_remote_code=True)
+    predictions = classifier(image, top_k=model.config.num_labels)  # every class
     result = {
         "config_class": f"{type(config).__module__}.{type(config).__name__}",
         "processor_class": f"{type(processor).__module__}.{type(processor).__name__}",
         "model_class": f"{type(model).__module__}.{type(model).__name__}",
+        "encoder_class": f"{type(encoder).__module__}.{type(encoder).__name__}",
         "logits": logits.tolist(),
+        "pooled": pooled.tolist(),
         "processed": processed.tolist(),
         "image_logits": image_logits.tolist(),
         "pipeline": predictions,

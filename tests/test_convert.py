@@ -130,3 +130,23 @@ def test_command_line_writes_a_loadable_folder(tmp_path, capsys):
     torch.save(_checkpoint(state_dict), tmp_path / "bad.pth")
     assert main([str(tmp_path / "bad.pth"), str(tmp_path / "bad_out"), "--merge_layers", "2", "4"]) == 2
     assert "no place for: ['extra.weight']" in capsys.readouterr().err
+
+
+def test_python_dash_m_convert_writes_a_folder_that_loads_as_remote_code(tmp_path):
+    """`python -m modeling_dems.convert` is transformers' save_pretrained: the folder carries the code and auto_map,
+    so it loads where the project is not installed."""
+    import subprocess
+    import sys
+
+    from hub_helpers import check_loads_without_the_project
+
+    torch.manual_seed(0)
+    torch.save(_checkpoint(random_reference_state_dict(**SMALL_LAYOUT)), tmp_path / "ref.pth")
+    out = tmp_path / "converted"
+    command = [sys.executable, "-m", "modeling_dems.convert", str(tmp_path / "ref.pth"), str(out),
+               "--merge_layers", "2", "4", "--num_attention_heads", "2"]
+    proc = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
+        assert (out / name).is_file(), name
+    check_loads_without_the_project(DemsForImageClassification.from_pretrained(out), out, tmp_path)

@@ -1,5 +1,6 @@
-"""push_to_hub.py: the exported folder loads without the project (remote code) and with it (registration), the
-upload sends that same folder, and each failure is one clear line.
+"""push_to_hub.py: the exported folder (transformers' own save_pretrained remote-code export) loads without the
+project (remote code) and with it (registration), carries the run's card, summary and TensorBoard traces, the upload
+sends that same folder, and each failure is one clear line.
 
 The Hub is never contacted: uploads go to mocks of HfApi's methods, or to a closed local port for the
 unreachable case.
@@ -7,20 +8,21 @@ unreachable case.
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from hub_helpers import check_loads_without_the_project, exported_files
 from huggingface_hub import HfApi
 from PIL import Image
 
+from dems_training.hub_export import PushError, Source, verify_folder
+from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
+from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
-from modeling_dems.model_card import render_model_card
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +32,13 @@ push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_s
 _spec.loader.exec_module(push_to_hub)
 LABELS = ["cat", "dog", "bird"]
 SECRET = "hf_push_test_secret_0123456789"
+PROJECT_PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 TRAIN_RECIPE = {"stage": "pretrain", "epochs": 3, "peak learning rate": 0.01}
+HISTORY = [
+    {"epoch": 1, "step": 4, "train_loss": 1.25, "learning_rate": 0.01, "eval_loss": 1.1, "eval_top1_accuracy": 0.5},
+    {"epoch": 2, "step": 8, "train_loss": 0.75, "learning_rate": 0.005, "eval_loss": 1.05, "eval_top1_accuracy": 0.625},
+]
+EVENTS_FILE = "runs/Jan01_00-00-00_host/events.out.tfevents.1.host"
 
 
 def tiny_config() -> DemsConfig:
@@ -66,11 +74,19 @@ def trained(tmp_path_factory):
     DemsImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
     results = {"eval_top1_accuracy": 0.625, "eval_top5_accuracy": 1.0, "eval_loss": 1.05}
     (folder / "all_results.json").write_text(json.dumps(results))
-    # The card train.py writes: its data set and recipe must survive into the exported card.
-    card = render_model_card(
-        model_name=folder.name, dataset="uoft-cs/cifar10", recipe=TRAIN_RECIPE, results=results, config=model.config
-    )
-    (folder / "README.md").write_text(card)
+    # What train.py leaves beside the weights: the run summary the card is rendered from, its picture, and the
+    # TensorBoard traces.
+    summary = {
+        "dataset": {"name": "uoft-cs/cifar10", "train_images": 40, "held_out_images": 8, "classes": 3},
+        "recipe": TRAIN_RECIPE,
+        "results": results,
+        "history": HISTORY,
+        "curves": CURVES_FILE,
+    }
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary))
+    plot_history(HISTORY, str(folder / CURVES_FILE))
+    (folder / EVENTS_FILE).parent.mkdir(parents=True)
+    (folder / EVENTS_FILE).write_bytes(b"tensorboard event records")
     return model, folder
 
 
@@ -101,9 +117,9 @@ def assert_one_line_error(code, err, *fragments):
 # --------------------------------------------------------------------------------------------- the exported folder
 
 
-def test_export_writes_the_hub_folder(exported):
-    names = sorted(p.name for p in exported.iterdir())
-    assert names == [  # weights, configs, code, card and Trainer's metrics; no training state
+def test_export_writes_the_hub_folder(trained, exported):
+    _, folder = trained
+    assert exported_files(exported) == [  # weights, configs, code, card, the run's records; no training state
         "README.md",
         "all_results.json",
         "config.json",
@@ -112,7 +128,12 @@ def test_export_writes_the_hub_folder(exported):
         "model.safetensors",
         "modeling_dems.py",
         "preprocessor_config.json",
+        EVENTS_FILE,
+        CURVES_FILE,
+        SUMMARY_FILE,
     ]
+    for name in (EVENTS_FILE, CURVES_FILE, SUMMARY_FILE):
+        assert (exported / name).read_bytes() == (folder / name).read_bytes(), name
     config = json.loads((exported / "config.json").read_text())
     assert config["model_type"] == "dems"
     assert config["auto_map"] == {
@@ -134,57 +155,27 @@ def test_exported_code_passes_the_dynamic_module_checks(exported):
     assert check_imports(exported / "configuration_dems.py") == []
     assert check_imports(exported / "image_processing_dems.py") == []
     for name in ("modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
-        assert not set(get_imports(exported / name)) & set(push_to_hub.PROJECT_PACKAGES), name
+        assert not set(get_imports(exported / name)) & set(PROJECT_PACKAGES), name
 
 
 def test_exported_code_is_the_project_source(exported):
-    # Copied at export time from the installed project, byte for byte: no second copy to drift.
-    sources = {
-        "configuration_dems.py": REPO_ROOT / "configuration_dems" / "configuration_dems.py",
-        "modeling_dems.py": REPO_ROOT / "modeling_dems" / "modeling_dems.py",
-        "image_processing_dems.py": REPO_ROOT / "modeling_dems" / "image_processing_dems.py",
-    }
-    for name, source in sources.items():
-        assert (exported / name).read_bytes() == source.read_bytes(), name
+    # Copied by save_pretrained from the project's package, byte for byte: no second copy to drift.
+    for name in ("configuration_dems.py", "modeling_dems.py", "image_processing_dems.py"):
+        assert (exported / name).read_bytes() == (REPO_ROOT / "modeling_dems" / name).read_bytes(), name
+
+
+def test_configuration_dems_re_exports_the_one_class():
+    import configuration_dems
+    import modeling_dems.configuration_dems
+
+    assert configuration_dems.DemsConfig is modeling_dems.configuration_dems.DemsConfig is DemsConfig
+    assert configuration_dems.DEMS_PRESETS is modeling_dems.configuration_dems.DEMS_PRESETS
 
 
 def test_loads_without_the_project_through_remote_code(trained, exported, tmp_path):
-    """A fresh interpreter that cannot import the project, offline, gets the original's logits."""
+    """A fresh interpreter that cannot import the project, offline, gets the original's outputs."""
     model, _ = trained
-    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    np.save(tmp_path / "pixels.npy", pixels.numpy())
-    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (20, 24, 3), dtype=np.uint8))
-    image.save(tmp_path / "image.png")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "HUGGING"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
-    run_dir = tmp_path / "elsewhere"
-    run_dir.mkdir()
-    out = tmp_path / "loaded.json"
-    helper = Path(__file__).with_name("push_isolated_load.py")
-    argv = [sys.executable, "-I", str(helper), str(exported), str(tmp_path / "pixels.npy"), str(tmp_path / "image.png")]
-    proc = subprocess.run([*argv, str(out)], cwd=run_dir, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = json.loads(out.read_text())
-
-    # Everything came from the folder's code, none from the project.
-    assert loaded["project_modules"] == []
-    for key in ("config_class", "processor_class", "model_class"):
-        assert loaded[key].startswith("transformers_modules."), loaded[key]
-    assert loaded["model_class"].endswith("modeling_dems.DemsForImageClassification")
-
-    with torch.no_grad():
-        expected = model(pixel_values=pixels).logits
-        processed = DemsImageProcessor.from_pretrained(exported)(images=image, return_tensors="pt")["pixel_values"]
-        expected_image = model(pixel_values=processed).logits
-    torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
-    torch.testing.assert_close(torch.tensor(loaded["processed"]), processed, rtol=0, atol=1e-6)
-    torch.testing.assert_close(torch.tensor(loaded["image_logits"]), expected_image, rtol=0, atol=1e-6)
-
-    probabilities = expected_image.softmax(-1)[0]
-    pipeline_scores = {p["label"]: p["score"] for p in loaded["pipeline"]}
-    assert set(pipeline_scores) == set(LABELS)
-    for index, name in enumerate(LABELS):
-        assert pipeline_scores[name] == pytest.approx(probabilities[index].item(), abs=1e-5)
+    check_loads_without_the_project(model, exported, tmp_path)
 
 
 def test_loads_without_trust_remote_code_when_the_project_is_importable(trained, exported):
@@ -214,13 +205,33 @@ def test_card_carries_the_training_results(exported):
     data = card.data.to_dict()
     assert data["library_name"] == "transformers"
     assert data["pipeline_tag"] == "image-classification"
-    assert data["datasets"] == ["uoft-cs/cifar10"]  # from train.py's card
+    assert data["datasets"] == ["uoft-cs/cifar10"]  # from train.py's summary
     assert data["model-index"][0]["name"] == "dems-tiny-test"
     metrics = {m["name"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
     assert metrics == {"Top-1 accuracy": 0.625, "Top-5 accuracy": 1.0}
     assert 'from_pretrained("me/dems-tiny-test", trust_remote_code=True)' in card.text
     assert "| epochs | 3 |" in card.text and "| peak learning rate | 0.01 |" in card.text
+    assert "| training images | 40 |" in card.text and "| held-out images | 8 |" in card.text
+    assert "| 2 | 8 | 0.75 | 0.005 | 1.05 | 0.625 |" in card.text  # the per-epoch history
+    assert f"]({CURVES_FILE})" in card.text
     assert "Pattern Recognition" in card.text
+
+
+def test_folder_without_a_run_summary_takes_its_card_from_the_command_line(trained, tmp_path, capsys):
+    # A save_pretrained folder from elsewhere: the results files and the flags are all the card has.
+    model, folder = trained
+    plain = tmp_path / "plain"
+    model.save_pretrained(plain)
+    (plain / "eval_results.json").write_text(json.dumps({"eval_top1_accuracy": 0.5}))
+    out = tmp_path / "out"
+    code, _, err = run_main(capsys, plain, "--local_dir", out, "--dataset", "uoft-cs/cifar100", "--base_model", "me/b")
+    assert code == 0, err
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(out / "README.md").data.to_dict()
+    assert data["datasets"] == ["uoft-cs/cifar100"] and data["base_model"] == "me/b"
+    assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.5
+    assert not (out / SUMMARY_FILE).exists() and not (out / "runs").exists()
 
 
 def test_local_dir_is_not_overwritten_without_asking(trained, tmp_path, capsys):
@@ -277,7 +288,7 @@ def fake_hub(monkeypatch):
         calls.append(("create_branch", repo_id, kwargs, self.token))
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        files = {name: (Path(folder_path) / name).read_bytes() for name in exported_files(Path(folder_path))}
         calls.append(("upload_folder", repo_id, {**kwargs, "files": files}, self.token))
         return types.SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/abc123", pr_url=None)
 
@@ -309,7 +320,7 @@ def test_upload_sends_the_exported_folder(trained, exported, token_env, fake_hub
     assert upload["revision"] == "v1" and upload["commit_message"] == "first model"
     # Exactly what --local_dir writes, byte for byte, and the token in none of it.
     files = upload["files"]
-    assert sorted(files) == sorted(p.name for p in exported.iterdir())
+    assert sorted(files) == exported_files(exported)
     for name, content in files.items():
         assert content == (exported / name).read_bytes(), name
         assert SECRET.encode() not in content
@@ -453,9 +464,8 @@ def test_error_nothing_to_do(trained, capsys):
 def test_export_check_catches_weights_that_differ(exported):
     # The folder is reloaded and compared tensor by tensor before anything is written out or uploaded.
     other = DemsForImageClassification(tiny_config())
-    source = push_to_hub.Source(model=other, processor=None, name="other")
-    with pytest.raises(push_to_hub.PushError, match="the exported weights differ from the model's"):
-        push_to_hub.verify_folder(source, exported)
+    with pytest.raises(PushError, match="the exported weights differ from the model's"):
+        verify_folder(Source(model=other, processor=None, name="other"), exported)
 
 
 def test_command_line_reports_errors_in_one_line(tmp_path):
@@ -466,19 +476,6 @@ def test_command_line_reports_errors_in_one_line(tmp_path):
         "push_to_hub.py: error: give --repo_id to upload, or --local_dir / --dry_run to build the folder without "
         "uploading"
     ]
-
-
-def test_error_remote_code_importing_the_project(tmp_path):
-    # The fallback import inside try/except passes (the loader skips try blocks); a bare one is refused.
-    good = tmp_path / "good.py"
-    good.write_text(
-        "try:\n    from .configuration_dems import X\nexcept ImportError:\n    from configuration_dems import X\n"
-    )
-    push_to_hub._check_no_project_imports(good)
-    bad = tmp_path / "bad.py"
-    bad.write_text("from configuration_dems.configuration_dems import DemsConfig\n")
-    with pytest.raises(push_to_hub.PushError, match="imports the project package"):
-        push_to_hub._check_no_project_imports(bad)
 
 
 # -------------------------------------------------------------------------------------------------- .pth input

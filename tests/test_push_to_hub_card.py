@@ -1,11 +1,12 @@
-"""modeling_dems.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics."""
+"""dems_training.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics,
+the per-epoch history, the data set's facts and the recipe, all rendered from the run summary's data."""
 
 import json
 
 from huggingface_hub import ModelCard
 
 from configuration_dems import DemsConfig
-from modeling_dems.model_card import find_metric, read_card_inputs, read_results, render_model_card
+from dems_training.model_card import find_metric, read_results, render_model_card
 
 
 def config():
@@ -20,9 +21,8 @@ def metrics_of(card: ModelCard) -> dict:
 def test_metadata_parses_and_carries_top1_top5():
     # The keys train.py's compute_metrics produces, as Trainer prefixes them.
     results = {"eval_top1_accuracy": 0.835, "eval_top5_accuracy": 0.9712, "eval_loss": 0.91, "eval_runtime": 12.5}
-    text = render_model_card(
-        model_name="dems-tiny-cifar100", dataset="uoft-cs/cifar100", results=results, config=config(), repo_id="me/x"
-    )
+    summary = {"dataset": {"name": "uoft-cs/cifar100"}, "results": results}
+    text = render_model_card(model_name="dems-tiny-cifar100", summary=summary, config=config(), repo_id="me/x")
     card = ModelCard(text)
     data = card.data.to_dict()
     assert data["library_name"] == "transformers"
@@ -41,7 +41,8 @@ def test_metadata_parses_and_carries_top1_top5():
 
 
 def test_plain_accuracy_counts_as_top1():
-    card = ModelCard(render_model_card(model_name="m", dataset="d/e", results={"eval_accuracy": 0.5}, config=config()))
+    summary = {"dataset": {"name": "d/e"}, "results": {"eval_accuracy": 0.5}}
+    card = ModelCard(render_model_card(model_name="m", summary=summary, config=config()))
     assert metrics_of(card) == {"Top-1 accuracy": 0.5}
 
 
@@ -65,15 +66,14 @@ def test_without_results_there_is_no_model_index():
     card = ModelCard(render_model_card(model_name="m", config=config()))
     data = card.data.to_dict()
     assert "model-index" not in data and "metrics" not in data and "datasets" not in data
-    assert "## Results" not in card.text
+    assert "## Results" not in card.text and "## Training history" not in card.text and "## Data" not in card.text
 
 
 def test_local_dataset_stays_out_of_the_metadata(tmp_path):
     folder = tmp_path / "caltech101"
     folder.mkdir()
-    card = ModelCard(
-        render_model_card(model_name="m", dataset=str(folder), results={"eval_top1_accuracy": 0.8}, config=config())
-    )
+    summary = {"dataset": {"name": str(folder)}, "results": {"eval_top1_accuracy": 0.8}}
+    card = ModelCard(render_model_card(model_name="m", summary=summary, config=config()))
     data = card.data.to_dict()
     assert "datasets" not in data
     assert data["model-index"][0]["results"][0]["dataset"]["name"] == "caltech101"
@@ -82,16 +82,18 @@ def test_local_dataset_stays_out_of_the_metadata(tmp_path):
 
 def test_local_paths_in_a_dataset_description_are_shortened():
     # train.py describes an image-folder data set by its path.
-    text = render_model_card(
-        model_name="m", dataset="image folder /srv/data/caltech101/train", results={"eval_top1_accuracy": 0.8},
-        config=config(),
-    )
+    summary = {
+        "dataset": {"name": "image folder /srv/data/caltech101/train", "train_images": 7},
+        "results": {"eval_top1_accuracy": 0.8},
+    }
+    text = render_model_card(model_name="m", summary=summary, config=config())
     data = ModelCard(text).data.to_dict()
     assert data["model-index"][0]["results"][0]["dataset"] == {
         "name": "image folder caltech101", "type": "image-folder-caltech101", "split": "validation"
     }
     assert "/srv/data" not in text
     assert "trained on `image folder caltech101`" in text
+    assert "| data set | image folder caltech101 |" in text
 
 
 def test_architecture_table_describes_the_config():
@@ -113,18 +115,39 @@ def test_read_results_merges_trainer_files(tmp_path):
     assert find_metric(results, ("top5_accuracy",)) is None
 
 
-def test_card_inputs_read_back(tmp_path):
-    recipe = {"stage": "pretrain", "epochs": 800, "peak learning rate": 0.0005, "mixup | cutmix": "0.8 | 1.0"}
-    text = render_model_card(
-        model_name="m", dataset="uoft-cs/cifar100", recipe=recipe, config=config(), base_model="me/dems-pretrain"
-    )
-    (tmp_path / "README.md").write_text(text)
-    inputs = read_card_inputs(tmp_path / "README.md")
-    assert inputs == {
-        "dataset": "uoft-cs/cifar100",
+def test_history_table_and_picture():
+    history = [
+        {"epoch": 1, "step": 10, "train_loss": 2, "learning_rate": 1e-6, "eval_loss": 1.5, "eval_top1_accuracy": 0.25},
+        {"epoch": 2, "step": 20, "train_loss": 1.0, "learning_rate": 1e-3, "eval_loss": 0.9, "eval_top1_accuracy": 0.5},
+        {"epoch": 3, "step": 30, "train_loss": 0.5, "learning_rate": 5e-4},  # no evaluation that epoch
+    ]
+    text = render_model_card(model_name="m", config=config(), summary={"history": history, "curves": "curves.png"})
+    lines = text.splitlines()
+    header = lines.index("| epoch | step | training loss | learning rate | held-out loss | held-out top-1 |")
+    assert lines[header + 2 : header + 5] == [
+        "| 1 | 10 | 2 | 1e-06 | 1.5 | 0.25 |",
+        "| 2 | 20 | 1 | 0.001 | 0.9 | 0.5 |",
+        "| 3 | 30 | 0.5 | 0.0005 |  |  |",
+    ]
+    assert "![Training loss, learning rate and held-out top-1 per epoch](curves.png)" in lines
+
+
+def test_dataset_and_recipe_tables():
+    summary = {
+        "dataset": {"name": "uoft-cs/cifar100", "train_images": 50000, "held_out_images": 10000, "classes": 100},
+        "recipe": {"stage": "pretrain", "epochs": 800, "mixup | cutmix": "0.8 | 1.0", "unset": None},
         "base_model": "me/dems-pretrain",
-        "recipe": {"stage": "pretrain", "epochs": "800", "peak learning rate": "0.0005", "mixup | cutmix": "0.8 | 1.0"},
     }
-    # Rendering again from what was read gives the same card.
-    again = render_model_card(model_name="m", config=config(), **inputs)
-    assert again == text
+    text = render_model_card(model_name="m", config=config(), summary=summary)
+    for row in (
+        "| data set | uoft-cs/cifar100 |",
+        "| training images | 50000 |",
+        "| held-out images | 10000 |",
+        "| classes | 100 |",
+        "| stage | pretrain |",
+        "| epochs | 800 |",
+        "| mixup \\| cutmix | 0.8 \\| 1.0 |",
+    ):
+        assert row in text.splitlines(), row
+    assert "unset" not in text
+    assert ModelCard(text).data.to_dict()["base_model"] == "me/dems-pretrain"

@@ -60,7 +60,8 @@ def test_batches_are_augmented_on_the_device_with_each_epochs_probabilities(tmp_
 
 def recipe(**overrides):
     values = {
-        "augmentation_schedule": True, "augmentation_p0": None, "augment_on_device": False, "mixup_alpha": 0.8,
+        "augmentation_schedule": True, "augmentation_p0": None, "augmentation_decay": True, "augment_on_device": False,
+        "mixup_alpha": 0.8,
         "cutmix_alpha": 1.0, "mixup_prob": 1.0, "mixup_switch_prob": 0.5, "label_smoothing": 0.1,
         "crop_scale_min": 0.2, "hflip_prob": 0.5,
     }

@@ -13,6 +13,7 @@ from transformers import pipeline
 
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 import train
+from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +51,19 @@ def test_pretrain_loss_falls_and_accuracy_beats_chance(pretrained):
 
 
 def test_pretrain_leaves_what_transformers_users_expect(pretrained):
-    output_dir, _, _ = pretrained
+    output_dir, _, results = pretrained
     for name in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md",
-                 "train_results.json", "eval_results.json", "all_results.json"):
+                 "train_results.json", "eval_results.json", "all_results.json", SUMMARY_FILE, CURVES_FILE,
+                 "modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
         assert (output_dir / name).is_file(), name
+    with open(output_dir / SUMMARY_FILE) as f:
+        summary = json.load(f)
+    assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4, 5, 6]
+    # The summary travels to the Hub with the model: the image folder is named, its path on this machine is not.
+    assert summary["dataset"]["name"] == "image folder synthetic"
+    assert str(output_dir.parent) not in (output_dir / SUMMARY_FILE).read_text()
+    # The final evaluation sees the last epoch's weights and the same images.
+    assert summary["history"][-1]["eval_top1_accuracy"] == results["eval_top1_accuracy"]
     with open(output_dir / "config.json") as f:
         config = json.load(f)
     assert config["id2label"] == {"0": "bright", "1": "dark"}
@@ -61,6 +71,7 @@ def test_pretrain_leaves_what_transformers_users_expect(pretrained):
     assert config["drop_path_rate"] == 0.15 and config["attention_probs_dropout_prob"] == 0.05  # pretrain stage
     card = (output_dir / "README.md").read_text()
     assert "| stage | pretrain |" in card and "Top-1 accuracy" in card  # the recipe and the results
+    assert "## Training history" in card and f"]({CURVES_FILE})" in card
     assert any(name.startswith("checkpoint-") for name in os.listdir(output_dir))
 
 

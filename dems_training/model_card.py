@@ -1,8 +1,9 @@
-"""The model card (README.md) of a DEMS-ViT checkpoint: YAML metadata the Hub reads, a usage snippet, the training
-recipe and results, and the paper citation.
+"""The model card (README.md) of a DEMS-ViT checkpoint: YAML metadata the Hub reads, a usage snippet, the results,
+the per-epoch history with its picture, the data set and the training recipe, and the paper citation.
 
-Used by `push_to_hub.py` and by training to write the card next to the weights. Only the standard library and
-huggingface_hub's card classes are needed.
+Rendered from data, never from another card: the run summary that `train.py` saves (`outputs.py`,
+`training_summary.json`) or what `push_to_hub.py` is told. Written by `DemsTrainer.create_model_card` (train.py,
+`--push_to_hub`) and by `push_to_hub.py`. Only the standard library and huggingface_hub's card classes are needed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ SPLIT_PREFIXES = ("eval_", "test_", "validation_", "val_", "")
 # Keys of Trainer's save_metrics that describe speed, not quality: left out of the card's metrics table.
 _NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "total_flos")
 
-_RECIPE_HEADING = "## Training"
 _NO_DATASET = "evaluation set"  # model-index name when the data set is unknown
 _SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "eval", "images"}
 
@@ -65,22 +65,6 @@ def read_results(folder: str | os.PathLike) -> dict | None:
     return merged or None
 
 
-def read_card_inputs(readme: str | os.PathLike) -> dict:
-    """What a card written by `render_model_card` knows that the checkpoint beside it does not: the data set, the
-    base model and the training recipe (as strings), so that the card can be rendered again, e.g. with a repo id.
-    Raises on a README without valid metadata."""
-    card = ModelCard.load(readme, ignore_metadata_errors=False)
-    data = card.data.to_dict()
-    datasets = data.get("datasets") or []
-    dataset = datasets[0] if isinstance(datasets, list) and datasets else (datasets or None)
-    if dataset is None:  # a local data set is only named in the model-index
-        for entry in data.get("model-index") or []:
-            for result in entry.get("results") or []:
-                name = (result.get("dataset") or {}).get("name")
-                dataset = dataset or (name if name != _NO_DATASET else None)
-    return {"dataset": dataset, "base_model": data.get("base_model"), "recipe": _read_table(card.text, _RECIPE_HEADING)}
-
-
 def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, float] | None:
     """First `(key, value)` of `results` whose key is one of `names` under a split prefix; None if absent."""
     if not results:
@@ -96,13 +80,10 @@ def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, f
 def render_model_card(
     *,
     model_name: str,
-    dataset: str | None = None,
-    recipe: dict | None = None,
-    results: dict | None = None,
     config,
+    summary: Mapping | None = None,
     repo_id: str | None = None,
     license: str = "apache-2.0",
-    base_model: str | None = None,
     num_parameters: int | None = None,
     extra_tags: list[str] | None = None,
 ) -> str:
@@ -110,18 +91,23 @@ def render_model_card(
 
     Args:
         model_name: the model's name, shown as the title and in the model-index.
-        dataset: a Hub data set id (goes into the `datasets` metadata) or a local folder (named in the text only).
-        recipe: training hyper-parameters, shown as a table.
-        results: metrics as Trainer writes them (`eval_top1`, `eval_top5`, `eval_accuracy`, ...). Top-1/top-5
-            accuracy go into the metadata's model-index, every quality metric into a table.
         config: the model's `DemsConfig` (or its dict).
+        summary: what is known about the training, as `train.py` saves it (every key optional):
+            `dataset`: `{"name": a Hub data set id (goes into the metadata) or a description, "train_images",
+            "held_out_images", "classes", ...}`; `base_model`: Hub id of the checkpoint it was fine-tuned from;
+            `recipe`: training settings; `results`: metrics as Trainer writes them (`eval_top1_accuracy`, ...),
+            top-1/top-5 accuracy going into the metadata's model-index; `history`: one dict per epoch
+            (`epoch_history`); `curves`: file name of the picture of that history, beside the card.
         repo_id: where the model lives on the Hub, used in the usage snippet.
         license: SPDX-like license id of the weights.
-        base_model: Hub id of the checkpoint this one was fine-tuned from, if any.
         num_parameters: parameter count, shown in the architecture summary.
         extra_tags: tags added to the defaults.
     """
+    summary = summary or {}
     cfg = _config_dict(config)
+    dataset = (summary.get("dataset") or {}).get("name")
+    results = summary.get("results")
+    base_model = summary.get("base_model")
     hub_dataset = dataset if _is_hub_dataset_id(dataset) else None
     card_data = ModelCardData(
         library_name="transformers",
@@ -140,7 +126,9 @@ def render_model_card(
         _architecture_section(cfg, num_parameters),
         _usage_section(repo_id or f"your-username/{model_name}"),
         _results_section(results),
-        _recipe_section(recipe),
+        _history_section(summary.get("history"), summary.get("curves")),
+        _dataset_section(summary.get("dataset")),
+        _recipe_section(summary.get("recipe")),
         _citation_section(),
     ]
     body = "\n\n".join(s for s in sections if s)
@@ -148,14 +136,49 @@ def render_model_card(
     return str(card)
 
 
-def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
-    text = (
-        f"A DEMS-ViT image classifier: the data-efficient multi-scale fusion vision transformer of Tang, Liu and "
-        f"Shen, [\"{PAPER_TITLE}\"]({PAPER_URL}) (Pattern Recognition 161, 2025; reference code: "
-        f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
+def write_model_card(
+    folder: str | os.PathLike,
+    model,
+    summary: Mapping | None,
+    *,
+    model_name: str,
+    repo_id: str | None = None,
+    license: str = "apache-2.0",
+) -> str:
+    """Render the card of `model` and write it as `folder`/README.md; returns its path."""
+    text = render_model_card(
+        model_name=model_name,
+        config=model.config,
+        summary=summary,
+        repo_id=repo_id,
+        license=license,
+        num_parameters=model.num_parameters(),
     )
+    path = os.path.join(folder, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def _is_vit_baseline(cfg: dict) -> bool:
+    return cfg.get("model_type") == "vit"
+
+
+def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
+    if _is_vit_baseline(cfg):
+        text = (
+            "A ViT baseline: transformers' `ViTForImageClassification` (class token, no distillation, as DeiT), "
+            "trained with the DEMS-ViT recipe of Tang, Liu and Shen, "
+            f"[\"{PAPER_TITLE}\"]({PAPER_URL}), so that it compares with a DEMS-ViT of the same width and depth."
+        )
+    else:
+        text = (
+            f"A DEMS-ViT image classifier: the data-efficient multi-scale fusion vision transformer of Tang, Liu "
+            f"and Shen, [\"{PAPER_TITLE}\"]({PAPER_URL}) (Pattern Recognition 161, 2025; reference code: "
+            f"{REFERENCE_CODE_URL}), as a 🤗 Transformers model."
+        )
     if dataset:
-        shown = _dataset_name(dataset)
+        shown = shareable_dataset_name(dataset)
         link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
         text += f" It was trained on {link}"
         text += f", fine-tuned from [{base_model}](https://huggingface.co/{base_model})." if base_model else "."
@@ -167,26 +190,39 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
 def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
     if not cfg:
         return ""
-    rows = [
+    shared = [
         ("image size", cfg.get("image_size")),
-        ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
         ("width", cfg.get("hidden_size")),
         ("blocks", cfg.get("num_hidden_layers")),
         ("attention heads", cfg.get("num_attention_heads")),
-        ("merge before blocks", cfg.get("merge_layers")),
-        ("tokens per region after each merge", cfg.get("num_merged_tokens")),
-        ("classes", _num_labels(cfg)),
     ]
+    if _is_vit_baseline(cfg):
+        rows = [
+            ("architecture", "ViT (transformers' `ViTForImageClassification`)"),
+            ("patch", cfg.get("patch_size")),
+            *shared,
+            ("MLP size", cfg.get("intermediate_size")),
+        ]
+        note = []
+    else:
+        rows = [
+            ("architecture", "DEMS-ViT"),
+            ("base patch (scales p, 2p, 4p, 8p)", cfg.get("patch_size")),
+            *shared,
+            ("merge before blocks", cfg.get("merge_layers")),
+            ("tokens per region after each merge", cfg.get("num_merged_tokens")),
+        ]
+        note = [
+            "",
+            "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
+            "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
+        ]
+    rows.append(("classes", _num_labels(cfg)))
     if num_parameters is not None:
         rows.append(("parameters", f"{num_parameters:,}"))
     lines = ["## Model", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {_fmt(value)} |" for name, value in rows if value is not None]
-    lines += [
-        "",
-        "Each image is tokenised at four patch scales; the tokens of each coarse region are grouped, attended "
-        "jointly, and fused by learned regional cross-scale merges before the class token feeds the classifier.",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + note)
 
 
 def _usage_section(repo: str) -> str:
@@ -237,10 +273,60 @@ def _results_section(results: Mapping | None) -> str:
     return "\n".join(lines)
 
 
+# Column titles of the per-epoch table; any other metric of the history keeps its key as title.
+_HISTORY_COLUMNS = {
+    "epoch": "epoch",
+    "step": "step",
+    "train_loss": "training loss",
+    "learning_rate": "learning rate",
+    "eval_loss": "held-out loss",
+    "eval_top1_accuracy": "held-out top-1",
+    "eval_top5_accuracy": "held-out top-5",
+}
+# Facts of the data set table, in this order; other keys follow under their own name.
+_DATASET_FACTS = {
+    "name": "data set",
+    "train_images": "training images",
+    "held_out_images": "held-out images",
+    "classes": "classes",
+}
+
+
+def _history_section(history: list[Mapping] | None, curves: str | None) -> str:
+    if not history:
+        return ""
+    keys = list(_HISTORY_COLUMNS)
+    keys += sorted({k for row in history for k in row} - set(keys))
+    keys = [k for k in keys if any(row.get(k) is not None for row in history)]
+    lines = ["## Training history", ""]
+    if curves:
+        lines += [f"![Training loss, learning rate and held-out top-1 per epoch]({curves})", ""]
+    lines += [
+        "Per epoch: the mean of the training losses logged during it, its learning rate, and the held-out "
+        "evaluation at its end.",
+        "",
+        "| " + " | ".join(_HISTORY_COLUMNS.get(k, k) for k in keys) + " |",
+        "|" + "---|" * len(keys),
+    ]
+    lines += ["| " + " | ".join(_fmt_cell(row.get(k)) for k in keys) + " |" for row in history]
+    return "\n".join(lines)
+
+
+def _dataset_section(dataset: Mapping | None) -> str:
+    facts = {k: v for k, v in (dataset or {}).items() if v is not None}
+    if len(facts) <= 1:  # the name alone is already in the introduction
+        return ""
+    keys = [k for k in _DATASET_FACTS if k in facts] + [k for k in facts if k not in _DATASET_FACTS]
+    lines = ["## Data", "", "| | |", "|---|---|"]
+    lines += [f"| {_DATASET_FACTS.get(k, k)} | {_fmt(shareable_dataset_name(facts[k]) if k == 'name' else facts[k])} |"
+              for k in keys]
+    return "\n".join(lines)
+
+
 def _recipe_section(recipe: Mapping | None) -> str:
     if not recipe:
         return ""
-    lines = [_RECIPE_HEADING, "", "| setting | value |", "|---|---|"]
+    lines = ["## Training", "", "| setting | value |", "|---|---|"]
     lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in recipe.items() if v is not None]
     return "\n".join(lines)
 
@@ -249,26 +335,11 @@ def _citation_section() -> str:
     return f"## Citation\n\n```bibtex\n{CITATION}\n```"
 
 
-def _read_table(text: str, heading: str) -> dict | None:
-    """The two-column table under `heading` (as `_recipe_section` writes it) back as a dict of strings."""
-    lines = text.splitlines()
-    if heading not in lines:
-        return None
-    rows = {}
-    for line in lines[lines.index(heading) + 1 :]:
-        if line.startswith("## "):
-            break
-        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-        if len(cells) == 2 and cells != ["setting", "value"] and not set(cells[0]) <= set("-: "):
-            rows[cells[0]] = cells[1]
-    return rows or None
-
-
 def _eval_results(results: Mapping | None, dataset: str | None) -> list[EvalResult]:
     """Top-1 / top-5 accuracy as model-index entries (the Hub's evaluation widget). The model-index needs a data
     set; a local one is named by its folder."""
     entries = []
-    name = _dataset_name(dataset)
+    name = shareable_dataset_name(dataset)
     for label, keys in (("Top-1 accuracy", TOP1_KEYS), ("Top-5 accuracy", TOP5_KEYS)):
         found = find_metric(results, keys)
         if found is None:
@@ -300,7 +371,8 @@ def _split_of(key: str) -> str | None:
     return "test" if key.startswith("test_") else None
 
 
-def _dataset_name(dataset: str | None) -> str:
+def shareable_dataset_name(dataset: str | None) -> str:
+    """A Hub data set id as it is; anything else with its local paths shortened (see below)."""
     if not dataset:
         return _NO_DATASET
     return dataset if _is_hub_dataset_id(dataset) else _without_local_paths(dataset)
@@ -360,8 +432,12 @@ def _fmt(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _fmt_cell(value: Any) -> str:
+    return "" if value is None else _fmt(value)
+
+
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["CITATION", "find_metric", "read_card_inputs", "read_results", "render_model_card"]
+__all__ = ["CITATION", "find_metric", "read_results", "render_model_card", "shareable_dataset_name", "write_model_card"]

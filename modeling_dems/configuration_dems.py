@@ -1,8 +1,8 @@
 """Configuration for DEMS-ViT (Tang, Liu, Shen, "Data-efficient multi-scale fusion vision transformer",
 Pattern Recognition 161, 2025).
 
-This file is self-contained (it imports only transformers), so that it can be shipped as remote code next to a
-checkpoint on the Hub.
+This file is self-contained (it imports only transformers), so that `save_pretrained` can ship it as remote code
+next to a checkpoint; `configuration_dems` (the project's top-level name for it) re-exports this module's classes.
 """
 
 from transformers import PretrainedConfig
