@@ -1,19 +1,18 @@
 """`--augment_on_device`: the colour half of the augmentation schedule, normalisation and mixup/cutmix, batched as
 tensor operations on the training device (a GPU, or the CPU in CI).
 
-The CPU workers only decode, crop, resize and flip (uint8, `RandomResizedCropFlip`), which is where the data loader
-spends least; the operations here are the same as the CPU path's (image_ops.py), with the same probabilities, on
-floats in [0, 1] instead of PIL's uint8:
-- brightness, contrast, saturation: PIL's blends (with black, the mean luma rounded to a level, the grey image),
-  clipped to [0, 1] after each, in a random order per image;
-- hue: a rotation in HSV by the same quantised amount as PIL's 8-bit H (round(255 u) / 256 of a turn);
+The CPU workers only decode, crop, resize and flip (uint8, `RandomResizedCropFlip`); the operations here are the
+CPU path's (image_ops.py), with the same probabilities, on floats in [0, 1] instead of PIL's uint8:
+- brightness, contrast, saturation: PIL's blends (with black, with the mean luma rounded to a level, with the grey
+  image), clipped to [0, 1] after each, in a random order drawn per image;
+- hue: a rotation in HSV by the amount PIL's 8-bit H moves, round(255 u) / 255 of a turn;
 - greyscale with PIL's luma weights; solarize inverts values at or above threshold / 255.
 The flip runs on the CPU before these instead of after them: the colour operations act on each pixel or on the
 whole image's mean, so they commute with a mirror.
 
-Own tensor code rather than kornia: the operations are a few lines each, they must be PIL's (kornia's contrast
-blends with the per-channel mean, not the luma level), the order must be drawn per image as in the CPU path, and the
-project keeps no dependency for it.
+Own tensor code rather than kornia (an optional extra was the alternative): each operation is a few lines, written to
+PIL's definitions and tested against the CPU path's; the jitter order is drawn per image as on the CPU; the draws
+stay on the host (below); and no dependency is added.
 
 Every random draw (which images, which factors, which order) is made on the CPU with torch's global generator, so
 that the device never has to report back (no synchronisation) and resuming from a checkpoint, which restores that
@@ -130,10 +129,10 @@ class BatchAugmentation(EpochScheduled):
 
     def jitter_factors(self, name: str, count: int) -> torch.Tensor:
         """As torchvision's ColorJitter: uniform in [1 - x, 1 + x]; hue uniform in [-x, x] turns, then quantised to
-        the 1/256 steps of PIL's 8-bit hue, as on the CPU."""
+        the steps of PIL's 8-bit hue (1/255 of a turn), as on the CPU."""
         width = self.jitter_ranges[name]
         if name == "hue":
-            return torch.round((torch.rand(count) * 2 - 1) * width * 255) / 256
+            return torch.round((torch.rand(count) * 2 - 1) * width * 255) / 255
         return 1 - width + torch.rand(count) * 2 * width
 
     def color_jitter(self, images: torch.Tensor, chosen: torch.Tensor) -> None:

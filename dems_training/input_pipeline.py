@@ -24,8 +24,8 @@ class InputPipeline:
 
 
 def eval_transform_for(image_processor):
-    """The processor's own steps as the fast transform where it can (within one level of 255 of the processor, which
-    stays what `pipeline` runs); the processor itself otherwise."""
+    """The processor's own steps as the fast transform where it can (`ResizeNormalize.from_image_processor`: the
+    processor's output within a level of 255, the processor staying what `pipeline` runs); the processor otherwise."""
     fast = ResizeNormalize.from_image_processor(image_processor)
     if fast is None:
         logger.info("held-out images go through the image processor (its settings have no fast equivalent)")

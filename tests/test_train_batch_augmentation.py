@@ -93,7 +93,7 @@ def smooth_image(height=24, width=20) -> Image.Image:
 def test_each_operation_matches_the_cpu_paths_pil_operation(name, factor, tolerance):
     image = smooth_image()
     cpu = np.asarray(getattr(image_ops, name)(image, factor)).astype(np.float64)
-    device_factor = torch.tensor([round(factor * 255) / 256 if name == "shift_hue" else factor])
+    device_factor = torch.tensor([round(factor * 255) / 255 if name == "shift_hue" else factor])
     device = getattr(on_device, name)(unit(np.asarray(image)), device_factor)[0].permute(1, 2, 0).numpy() * 255
     # PIL truncates each blend to an integer level; the tensor keeps the fraction.
     assert np.abs(cpu - device).max() <= tolerance
