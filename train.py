@@ -33,7 +33,7 @@ import datasets
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from dems_training import UserInputError
+from dems_training import UserInputError, report_user_error
 from dems_training.cpu_memory import keep_freed_memory
 from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, preset_for
 from dems_training.input_pipeline import build_input_pipeline
@@ -193,17 +193,30 @@ class RecipeArguments:
 
 def parse_arguments(argv: list[str]):
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(argv[0], encoding="utf-8") as f:
-            given = json.load(f)
-    else:
-        given = user_given_options(parser, argv)
+    from_json = len(argv) == 1 and argv[0].endswith(".json")
+    given = read_json_arguments(argv[0]) if from_json else user_given_options(parser, argv)
     preset = preset_for(given.get("dataset", "digits"), given.get("train_dir"))
     defaults = recipe_defaults(given, preset.recipe_overrides, world_size())
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_dict({**defaults, **given})
-    parser.set_defaults(**defaults)
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        if from_json:
+            return parser.parse_dict({**defaults, **given})
+        parser.set_defaults(**defaults)
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:  # TrainingArguments' own checks of the flags, a key of the JSON file that is no flag
+        raise UserInputError(str(error)) from None
+
+
+def read_json_arguments(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            given = json.load(f)
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot read the arguments file ({error.strerror}).") from None
+    except ValueError as error:
+        raise UserInputError(f"{path}: the arguments file is not valid JSON ({error}).") from None
+    if not isinstance(given, dict):
+        raise UserInputError(f"{path} must hold a JSON object of flags, e.g. {{\"output_dir\": \"outputs/run\"}}.")
+    return given
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
@@ -338,8 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         run(sys.argv[1:] if argv is None else argv)
     except UserInputError as error:
         # What the user asked for cannot work: one line, no stack trace.
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
+        return report_user_error("train.py", error)
     return 0
 
 

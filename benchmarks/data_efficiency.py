@@ -36,7 +36,12 @@ from dataclasses import asdict, dataclass, field
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # run as a script from anywhere: train.py and dems_training live at the repository root
+if not __package__:  # run as `python benchmarks/data_efficiency.py`: dems_training lives at the repository root
+    sys.path.insert(0, REPO)
+
+from dems_training import UserInputError  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
+
 
 # The scaled-down DEMS that two CPU cores can train: 32x32 input, patch 4 (one region of 64 + 16 + 4 + 1 = 85
 # tokens), width 64, 6 blocks of 2 heads, merges after blocks 3 and 5 (the reference's 6 and 10 of 12, halved),
@@ -107,27 +112,23 @@ QUICK = {
 }
 
 
-class StudyError(ValueError):
-    """A setting that cannot work: printed in one line."""
-
-
 def check_settings(settings: StudySettings) -> None:
     if not settings.samples_per_class or min(settings.samples_per_class) < 1:
-        raise StudyError(f"--samples_per_class={settings.samples_per_class} must be positive counts.")
+        raise UserInputError(f"--samples_per_class={settings.samples_per_class} must be positive counts.")
     if len(settings.images_seen) not in (1, len(settings.samples_per_class)):
-        raise StudyError(
+        raise UserInputError(
             f"--images_seen has {len(settings.images_seen)} values; give one for every size "
             f"({len(settings.samples_per_class)}) or one for all."
         )
     if min(settings.images_seen) < 1:
-        raise StudyError(f"--images_seen={settings.images_seen} must be positive.")
+        raise UserInputError(f"--images_seen={settings.images_seen} must be positive.")
     unknown = [arm for arm in settings.arms if arm not in ARMS]
     if unknown:
-        raise StudyError(f"--arms: {unknown} are not arms; choose from {ARMS}.")
+        raise UserInputError(f"--arms: {unknown} are not arms; choose from {ARMS}.")
     if not 0 <= settings.warmup_fraction < 1:
-        raise StudyError(f"--warmup_fraction={settings.warmup_fraction} must be in [0, 1).")
+        raise UserInputError(f"--warmup_fraction={settings.warmup_fraction} must be in [0, 1).")
     if settings.jobs < 1 or settings.threads < 1:
-        raise StudyError(f"--jobs={settings.jobs} and --threads={settings.threads} must be at least 1.")
+        raise UserInputError(f"--jobs={settings.jobs} and --threads={settings.threads} must be at least 1.")
 
 
 def plan_runs(settings: StudySettings) -> list[RunSpec]:
@@ -474,21 +475,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     return settings, args
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> list[dict]:
     settings, args = parse_args(argv)
-    try:
-        if args.aggregate_only:
-            records = read_records(settings.results_dir)
-            aggregate(records, settings.results_dir)
-        else:
-            records = run_study(settings)
-        if args.keep_best:
-            print(f"best DEMS run kept in {keep_best(records, settings.results_dir)}")
-    except StudyError as error:
-        print(f"data_efficiency.py: error: {error}", file=sys.stderr)
-        return 2
+    if args.aggregate_only:
+        records = read_records(settings.results_dir)
+        aggregate(records, settings.results_dir)
+    else:
+        records = run_study(settings)
+    if args.keep_best:
+        print(f"best DEMS run kept in {keep_best(records, settings.results_dir)}")
     print(f"{len(records)} run(s); table: {os.path.join(settings.results_dir, 'results.md')}")
-    return 0
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a setting that cannot work reported in one line and exit code 2."""
+    return run_command(run, "data_efficiency.py", argv)
 
 
 if __name__ == "__main__":

@@ -45,24 +45,26 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as `python benchmarks/input_pipeline.py`: the repository root holds `benchmarks`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import baseline_transforms as baseline  # noqa: E402
-import datasets  # noqa: E402
-import throughput  # noqa: E402  (ForeignLoad, cpu_model)
-
+from benchmarks import baseline_transforms as baseline  # noqa: E402
+from benchmarks.harness import FOREIGN_LOAD, synchronize  # noqa: E402
+from benchmarks.throughput import cpu_model  # noqa: E402
+from dems_training import UserInputError  # noqa: E402
 from dems_training.augmentation import (  # noqa: E402
     AugmentationSchedule,
     RandomResizedCropFlip,
     ScheduledAugmentation,
 )
 from dems_training.batch_augmentation import BatchAugmentation  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
 from dems_training.input_pipeline import eval_transform_for  # noqa: E402
 from dems_training.mixup import MixupCutmixCollator, default_collator  # noqa: E402
 from dems_training.torch_data import TransformedImageDataset  # noqa: E402
@@ -86,7 +88,6 @@ SIZES = {
     },
 }
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-FOREIGN_LOAD = throughput.FOREIGN_LOAD
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -114,9 +115,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if len(args.iters) == 1:
         args.iters = args.iters * len(args.sizes)
     if len(args.iters) != len(args.sizes):
-        parser.error(f"--iters has {len(args.iters)} values for {len(args.sizes)} sizes; give one per size")
+        raise UserInputError(f"--iters has {len(args.iters)} values for --sizes {args.sizes}: give one per size.")
     if args.clock == "cpu" and args.threads != 1:
-        parser.error("--clock cpu counts one thread's time: pass --threads 1 (or --clock wall)")
+        raise UserInputError(f"--clock cpu counts one thread's time: --threads={args.threads} must be 1 with it "
+                             "(or pass --clock wall).")
+    for flag in ("iters", "repeats", "distinct_images", "batch_size", "collate_batches", "device_batches",
+                 "loader_batches", "threads"):
+        values = getattr(args, flag)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            raise UserInputError(f"--{flag}={values} must be at least 1.")
     return args
 
 
@@ -224,7 +231,7 @@ def time_on_device(size: int, images: list, args) -> dict:
 
     def run(batch):
         out = augmentation(batch, labels)
-        throughput.synchronize(device)
+        synchronize(device)
         return out
 
     clock = "wall" if device.type != "cpu" else args.clock
@@ -379,7 +386,7 @@ def environment(args) -> dict:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": throughput.cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "clock": args.clock,
@@ -389,7 +396,7 @@ def environment(args) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     report = {"environment": environment(args), "results": {}}
@@ -402,5 +409,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a flag that cannot work reported in one line and exit code 2."""
+    return run_command(run, "input_pipeline.py", argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

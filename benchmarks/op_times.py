@@ -5,7 +5,7 @@ around its call, by a `TorchDispatchMode`. On CPU each operator returns only whe
 the kernel's. What lies between operators (Python, autograd's engine, freeing memory, and this mode's own overhead)
 is the iteration's wall time minus the operators' sum, reported as such. Matrix products get
 their FLOPs from their shapes and so a GFLOP/s figure that can be read against the roofline matmul sampled in the
-same process (`throughput.Roofline`).
+same process (`harness.Roofline`, as in `throughput.py`).
 
 This is a diagnostic beside `throughput.py`, whose figures are the benchmark's. Unlike `torch.profiler` it gives
 each matrix product's achieved FLOP/s next to the roofline, which is where the step's inefficiency shows.
@@ -29,9 +29,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as `python benchmarks/op_times.py`: the repository root holds `benchmarks` and the model
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import throughput  # noqa: E402
+from benchmarks.harness import BenchmarkSettings, Roofline, Runner, apply_process_settings  # noqa: E402
+from configuration_dems import DEMS_PRESETS  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
 
 
 # Under torch.inference_mode the mode sees `linear` and `matmul` whole; with autograd it sees what they become.
@@ -94,7 +97,7 @@ class OperatorTimer(TorchDispatchMode):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="tiny-32", choices=sorted(throughput.DEMS_PRESETS))
+    parser.add_argument("--preset", default="tiny-32", choices=sorted(DEMS_PRESETS))
     parser.add_argument("--num_labels", type=int, default=10)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
@@ -158,39 +161,39 @@ def format_summary(summary: dict, top: int) -> str:
     return "\n".join(lines)
 
 
-def make_runner(args: argparse.Namespace) -> throughput.Runner:
-    """throughput's model, batch and AdamW step for these arguments: fp32 on CPU, uncompiled, no checkpointing."""
-    # throughput's helpers read these fields of its own arguments
-    args.device, args.dtype, args.gradient_checkpointing, args.compile = "cpu", "fp32", False, False
-    device = torch.device("cpu")
-    batch = throughput.make_batch(args.preset, args, device)
-    return throughput.Runner(args.preset, args.attn_implementation, args, device, batch)
-
-
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    throughput.apply_process_settings(args)
-    runner = make_runner(args)
-    device = runner.device
+    settings = BenchmarkSettings.from_arguments(args)
+    apply_process_settings(settings)
+    # throughput.py's model, batch and AdamW step, as op_times measures them: fp32 on CPU, uncompiled, without
+    # checkpointing (the settings' defaults)
+    runner = Runner(args.preset, args.attn_implementation, settings)
     iteration: Callable[[], None] = runner.train_step if args.mode == "train" else runner.infer
-    roofline = throughput.Roofline(args.matmul_size, device, torch.float32)
-    for _ in range(args.warmup):
+    roofline = Roofline(settings.matmul_size, runner.device, settings.torch_dtype)
+    for _ in range(settings.warmup):
         iteration()
     timer = OperatorTimer()
     roofline.sample()
     start = time.perf_counter()
     with timer:
-        for _ in range(args.iters):
+        for _ in range(settings.iters):
             iteration()
     wall_seconds = time.perf_counter() - start
     roofline.sample()
-    summary = summarize(timer, args.iters, wall_seconds, statistics.median(roofline.all_samples))
-    summary["arguments"] = {k: str(v) for k, v in vars(args).items()}
+    summary = summarize(timer, settings.iters, wall_seconds, statistics.median(roofline.all_samples))
+    # The flags, and the fixed settings they run under (recorded as they always were).
+    fixed = {name: getattr(settings, name) for name in ("device", "dtype", "gradient_checkpointing", "compile")}
+    summary["arguments"] = {k: str(v) for k, v in {**vars(args), **fixed}.items()}
     print(format_summary(summary, args.top))
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a flag that cannot work reported in one line and exit code 2."""
+    return run_command(run, "op_times.py", argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -37,23 +37,29 @@ import os
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-# The project root, so that the script runs from a plain checkout (`python benchmarks/throughput.py`).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as `python benchmarks/throughput.py`: the repository root holds `benchmarks` and the model
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from configuration_dems import DEMS_PRESETS, DemsConfig  # noqa: E402
-from dems_training.cpu_memory import keep_freed_memory  # noqa: E402
-from modeling_dems.modeling_dems import DemsForImageClassification  # noqa: E402
-
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from benchmarks.harness import (  # noqa: E402
+    DTYPES,
+    BenchmarkSettings,
+    Roofline,
+    Runner,
+    apply_process_settings,
+    autocast,
+    build_model,
+    is_quiet,
+    make_batch,
+    timed,
+)
+from configuration_dems import DEMS_PRESETS  # noqa: E402
+from dems_training.command import run_command  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,138 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def autocast(device: torch.device, dtype: torch.dtype):
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class ForeignLoad:
-    """How busy other processes kept the CPUs while a measurement ran: the CPU time the whole machine spent busy
-    (/proc/stat, hypervisor steal included) minus this process's own (all its threads), as a fraction of the
-    machine's capacity over the measurement's wall time. 0 is an undisturbed measurement; on a shared 2-core machine
-    a neighbour's test run shows up as 0.3-0.5. None where /proc/stat is missing (not Linux)."""
-
-    def __init__(self):
-        self.available = Path("/proc/stat").exists()
-        self.cpus = os.cpu_count() or 1
-        self.tick = os.sysconf("SC_CLK_TCK") if self.available else 100
-
-    def snapshot(self) -> tuple[float, float, float]:
-        busy = 0.0
-        if self.available:
-            # cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-            busy = (sum(fields) - fields[3] - fields[4]) / self.tick
-        return time.perf_counter(), busy, time.process_time()
-
-    def fraction(self, start: tuple[float, float, float], end: tuple[float, float, float]) -> float | None:
-        if not self.available:
-            return None
-        wall = end[0] - start[0]
-        foreign = (end[1] - start[1]) - (end[2] - start[2])
-        # Tick granularity (10 ms) can make short measurements read slightly negative.
-        return max(0.0, foreign) / (wall * self.cpus) if wall > 0 else 0.0
-
-
-FOREIGN_LOAD = ForeignLoad()
-
-
-# "wall" (default) or "cpu": this process's CPU time (time.process_time). With --threads 1 on a CPU shared with
-# other jobs, CPU time leaves out the slices in which the scheduler ran someone else; with more threads it would
-# count OpenMP's spin-waiting as work, so main() allows it with one thread only.
-CLOCK = "wall"
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float | None]:
-    """(seconds of `fn` on CLOCK, foreign load while it ran)."""
-    synchronize(device)
-    start = FOREIGN_LOAD.snapshot()
-    fn()
-    synchronize(device)
-    end = FOREIGN_LOAD.snapshot()
-    seconds = end[2] - start[2] if CLOCK == "cpu" else end[0] - start[0]
-    return seconds, FOREIGN_LOAD.fraction(start, end)
-
-
-def is_quiet(load: float | None, max_load: float | None) -> bool:
-    return max_load is None or load is None or load <= max_load
-
-
-class Roofline:
-    """FLOP/s of an `n x n @ n x n` product in the benchmark's dtype. Sampled between the model's timed iterations
-    so that a neighbour's load slows both alike; the ratio uses the median of the samples (those taken under at most
-    `max_load` foreign load when that is set)."""
-
-    def __init__(self, n: int, device: torch.device, dtype: torch.dtype, max_load: float | None = None):
-        generator = torch.Generator(device=device).manual_seed(0)
-        self.a = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
-        self.b = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
-        self.out = torch.empty(n, n, device=device, dtype=dtype)
-        self.flops = 2 * n**3
-        self.device = device
-        self.max_load = max_load
-        self.samples: list[float] = []
-        self.all_samples: list[float] = []
-        for _ in range(2):  # warm-up: first-touch of the pages, library initialisation, GPU clocks
-            self.sample()
-        self.clear()
-
-    def clear(self) -> None:
-        self.samples.clear()
-        self.all_samples.clear()
-
-    def sample(self) -> None:
-        seconds, load = timed(lambda: torch.mm(self.a, self.b, out=self.out), self.device)
-        self.all_samples.append(self.flops / seconds)
-        if is_quiet(load, self.max_load):
-            self.samples.append(self.flops / seconds)
-
-    @property
-    def flops_per_second(self) -> float:
-        # No quiet sample at all: fall back to every sample rather than fail (the report shows the loads).
-        return statistics.median(self.samples or self.all_samples)
-
-
-def make_config(preset: str, args: argparse.Namespace) -> DemsConfig:
-    overrides = {}
-    for item in args.override:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--override {item!r}: expected KEY=VALUE")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value  # a bare string, e.g. hidden_act=gelu
-    return DemsConfig.from_preset(preset, num_labels=args.num_labels, **overrides)
-
-
-def build_model(preset: str, args: argparse.Namespace, attn_implementation: str, device: torch.device):
-    # A fresh config per model: _from_config writes the attention implementation into the config it is given.
-    config = make_config(preset, args)
-    return DemsForImageClassification._from_config(config, attn_implementation=attn_implementation).to(device)
-
-
-def make_batch(preset: str, args: argparse.Namespace, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    config = make_config(preset, args)
-    generator = torch.Generator().manual_seed(args.seed)
-    size = (args.batch_size, config.num_channels, config.image_size, config.image_size)
-    pixel_values = torch.randn(size, generator=generator).to(device)
-    labels = torch.randint(0, args.num_labels, (args.batch_size,), generator=generator).to(device)
-    return pixel_values, labels
-
-
-def count_flops(preset: str, args: argparse.Namespace, device: torch.device, batch) -> tuple[int, int]:
+def count_flops(preset: str, settings: BenchmarkSettings, batch) -> tuple[int, int]:
     """(training-step FLOPs, inference-forward FLOPs) of the model itself; see the module docstring."""
-    torch.manual_seed(args.seed)
-    model = build_model(preset, args, "eager", device)
+    torch.manual_seed(settings.seed)
+    model = build_model(preset, settings, "eager")
     pixel_values, labels = batch
-    dtype = DTYPES[args.dtype]
+    device, dtype = settings.torch_device, settings.torch_dtype
     model.train()
     with FlopCounterMode(display=False) as counter, autocast(device, dtype):
         model(pixel_values, labels=labels).loss.backward()
@@ -262,125 +142,41 @@ def count_flops(preset: str, args: argparse.Namespace, device: torch.device, bat
     return train_flops, counter.get_total_flops()
 
 
-def tensor_bytes(tensors) -> int:
-    """Bytes of the distinct storages behind `tensors`."""
-    storages = {}
-    for tensor in tensors:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-    return sum(storages.values())
-
-
-class Runner:
-    """One model variant on one batch: the timed training step and inference forward, and their memory."""
-
-    FORWARD_MARKER = "dems_benchmark_forward"
-
-    def __init__(self, preset: str, attn_implementation: str, args: argparse.Namespace, device: torch.device, batch):
-        torch.manual_seed(args.seed)
-        self.model = build_model(preset, args, attn_implementation, device)
-        if args.gradient_checkpointing:
-            self.model.activation_checkpointing_enable()
-        # Fused AdamW (one kernel for all parameters, on CPU as on CUDA) is what transformers' Trainer uses by default
-        # on recent torch; its cost is part of the step.
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
-        self.forward = torch.compile(self.model, mode=args.compile_mode) if args.compile else self.model
-        self.pixel_values, self.labels = batch
-        self.device = device
-        self.dtype = DTYPES[args.dtype]
-
-    def train_step(self, after_forward: Callable[[], None] | None = None) -> None:
-        self.model.train()
-        with torch.profiler.record_function(self.FORWARD_MARKER), autocast(self.device, self.dtype):
-            loss = self.forward(self.pixel_values, labels=self.labels).loss
-        if after_forward is not None:
-            after_forward()
-        loss.backward()
-        self.optimizer.step()
-        # Gradients are freed here, not at the start of the next step, so that between steps only the weights and
-        # the optimizer state are held: the state from which `measure_memory` starts.
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def infer(self) -> None:
-        self.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            self.forward(self.pixel_values)
-
-    def resident_bytes(self) -> int:
-        """Weights, buffers and optimizer state: what is held between steps."""
-        tensors = list(self.model.parameters()) + list(self.model.buffers())
-        tensors += [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
-        return tensor_bytes(tensors)
-
-    def measure_memory(self) -> dict[str, int]:
-        """Bytes of one training step: `resident` (weights, buffers, optimizer state, held between steps), `saved`
-        (allocated by the forward and still held when the backward starts: the activations kept for the backward),
-        `peak_above_resident` (the most allocated at once during the step beyond `resident`: saved activations,
-        gradients, temporaries) and `peak` (their sum)."""
-        resident = self.resident_bytes()
-        if self.device.type == "cuda":
-            synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            start = torch.cuda.memory_allocated(self.device)
-            after_forward = {}
-            self.train_step(lambda: after_forward.setdefault("bytes", torch.cuda.memory_allocated(self.device)))
-            synchronize(self.device)
-            above, saved = torch.cuda.max_memory_allocated(self.device) - start, after_forward["bytes"] - start
-        else:
-            above, saved = self._profiled_cpu_step()
-        return {"resident": resident, "saved": saved, "peak_above_resident": above, "peak": resident + above}
-
-    def _profiled_cpu_step(self) -> tuple[int, int]:
-        """Replay the allocator's events of one step, recorded by the profiler, in time order: (peak of the running
-        total, running total when the forward ends), both relative to the step's start."""
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            self.train_step()
-        events = prof.profiler.kineto_results.events()
-        forward_end = max(e.end_ns() for e in events if e.name() == self.FORWARD_MARKER)
-        allocations = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
-        running = peak = saved = 0
-        for start, nbytes in allocations:
-            running += nbytes
-            peak = max(peak, running)
-            if start <= forward_end:
-                saved = running
-        return peak, saved
-
-
-def bench_one(preset: str, attn_implementation: str, args, device, batch, flops, roofline: Roofline) -> dict:
-    runner = Runner(preset, attn_implementation, args, device, batch)
+def bench_one(
+    preset: str, attn_implementation: str, settings: BenchmarkSettings, batch, flops, roofline: Roofline
+) -> dict:
+    runner = Runner(preset, attn_implementation, settings, batch)
     roofline.clear()
     result = {
         "preset": preset,
         "attn_implementation": attn_implementation,
-        "compile": args.compile,
-        "compile_mode": args.compile_mode,
-        "config_overrides": args.override,
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "dtype": args.dtype,
-        "batch_size": args.batch_size,
-        "device": str(device),
+        "compile": settings.compile,
+        "compile_mode": settings.compile_mode,
+        "config_overrides": list(settings.config_overrides),
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "dtype": settings.dtype,
+        "batch_size": settings.batch_size,
+        "device": str(runner.device),
     }
     for name, fn, step_flops in (
         ("train", runner.train_step, flops[0]),
         ("inference", runner.infer, flops[1]),
     ):
-        if name == "inference" and args.skip_inference:
+        if name == "inference" and settings.skip_inference:
             continue
-        for _ in range(args.warmup):
+        for _ in range(settings.warmup):
             fn()
         seconds, loads, discarded, discarded_loads = [], [], [], []
         # With --max_foreign_load, an iteration that a neighbour disturbed is discarded and run again, up to
         # --max_attempts times iters in all; without it every iteration counts.
-        for _ in range(args.iters * (args.max_attempts if args.max_foreign_load is not None else 1)):
-            elapsed, load = timed(fn, device)
-            quiet = is_quiet(load, args.max_foreign_load)
+        attempts = settings.max_attempts if settings.max_foreign_load is not None else 1
+        for _ in range(settings.iters * attempts):
+            elapsed, load = timed(fn, runner.device, settings.clock)
+            quiet = is_quiet(load, settings.max_foreign_load)
             (seconds if quiet else discarded).append(elapsed)
             (loads if quiet else discarded_loads).append(load)
             roofline.sample()
-            if len(seconds) == args.iters:
+            if len(seconds) == settings.iters:
                 break
         if not seconds:
             print(f"{preset} {attn_implementation} {name}: no quiet iteration; reporting the disturbed ones")
@@ -394,7 +190,7 @@ def bench_one(preset: str, attn_implementation: str, args, device, batch, flops,
             "foreign_load": loads,
             "discarded_times_s": discarded,
             "discarded_foreign_load": discarded_loads,
-            "images_per_s": args.batch_size / median,
+            "images_per_s": settings.batch_size / median,
             "flops": step_flops,
             "flops_per_s": step_flops / median,
         }
@@ -403,15 +199,16 @@ def bench_one(preset: str, attn_implementation: str, args, device, batch, flops,
     for name in ("train", "inference"):
         if name in result:
             result[name]["roofline_ratio"] = result[name]["flops_per_s"] / roofline.flops_per_second
-    if not args.skip_memory:
+    if not settings.skip_memory:
         memory = runner.measure_memory()
-        memory["saved_per_image"] = memory["saved"] / args.batch_size
-        memory["peak_above_resident_per_image"] = memory["peak_above_resident"] / args.batch_size
+        memory["saved_per_image"] = memory["saved"] / settings.batch_size
+        memory["peak_above_resident_per_image"] = memory["peak_above_resident"] / settings.batch_size
         result["memory_bytes"] = memory
     return result
 
 
-def environment(device: torch.device, args: argparse.Namespace) -> dict:
+def environment(settings: BenchmarkSettings) -> dict:
+    device = settings.torch_device
     info = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -421,9 +218,9 @@ def environment(device: torch.device, args: argparse.Namespace) -> dict:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "matmul_size": args.matmul_size,
-        "clock": args.clock,
-        "keep_freed_memory": args.keep_freed_memory,
+        "matmul_size": settings.matmul_size,
+        "clock": settings.clock,
+        "keep_freed_memory": settings.keep_freed_memory,
         # Settings that change CPU speed without changing the code: allocator, OpenMP.
         "env": {
             k: v
@@ -482,37 +279,26 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def apply_process_settings(args: argparse.Namespace) -> None:
-    """The process-wide settings both benchmark scripts take: `--threads` and `--keep_freed_memory`."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.keep_freed_memory and not keep_freed_memory():
-        raise SystemExit("--keep_freed_memory: this C library is not glibc; the setting does not exist here")
-
-
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    apply_process_settings(args)
-    global CLOCK
-    if args.clock == "cpu" and (args.threads != 1 or not args.device.startswith("cpu")):
-        raise SystemExit("--clock cpu measures one CPU thread: pass --threads 1 and --device cpu")
-    CLOCK = args.clock
-    device = torch.device(args.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+    settings = BenchmarkSettings.from_arguments(args)
+    apply_process_settings(settings)
+    device = settings.torch_device
     if device.type == "cuda":
         # What one would train with: TF32 off keeps fp32 products fp32, so the fp32 roofline and the model agree.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    roofline = Roofline(args.matmul_size, device, DTYPES[args.dtype], args.max_foreign_load)
+    roofline = Roofline(
+        settings.matmul_size, device, settings.torch_dtype, settings.max_foreign_load, settings.clock
+    )
     results = []
     for preset in args.presets:
-        batch = make_batch(preset, args, device)
-        flops = count_flops(preset, args, device, batch)
+        batch = make_batch(preset, settings)
+        flops = count_flops(preset, settings, batch)
         for attn_implementation in args.attn_implementation:
-            results.append(bench_one(preset, attn_implementation, args, device, batch, flops, roofline))
+            results.append(bench_one(preset, attn_implementation, settings, batch, flops, roofline))
             print(format_table(results[-1:]).splitlines()[2], flush=True)
-    report = {"environment": environment(device, args), "results": results}
+    report = {"environment": environment(settings), "results": results}
     print()
     print(format_table(results))
     if args.json:
@@ -522,5 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The command: `run`, with a flag that cannot work reported in one line and exit code 2."""
+    return run_command(run, "throughput.py", argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

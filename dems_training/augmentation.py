@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from modeling_dems.image_processing_dems import to_8_bit
+
 from .image_ops import (
     TORCH_RESAMPLING,
     Normalizer,
@@ -42,6 +44,7 @@ def mode_for_channels(num_channels: int) -> str:
 
 def to_mode(image: Image.Image, mode: str) -> Image.Image:
     """Grey, palette, RGBA... to the model's mode (grey images feed a 3-channel model as three equal channels)."""
+    image = to_8_bit(image)  # 16-bit and float images scaled as the image processor does, not clipped
     if image.mode == mode:
         return image
     if image.mode in ("RGBA", "LA", "P") and mode == "RGB":

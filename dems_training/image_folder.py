@@ -63,7 +63,8 @@ def load_image_folder(folder: str, flag: str, class_names: list[str] | None = No
     if broken_images not in BROKEN_IMAGE_POLICIES:
         raise UserInputError(f"--broken_images={broken_images!r} must be one of {BROKEN_IMAGE_POLICIES}.")
     found = list_class_folders(folder, flag)
-    if class_names is None:
+    is_train_folder = class_names is None
+    if is_train_folder:
         class_names = found
     unknown = sorted(set(found) - set(class_names))
     if unknown:
@@ -96,6 +97,14 @@ def load_image_folder(folder: str, flag: str, class_names: list[str] | None = No
         logger.warning(f"{flag}={folder!r}: skipped {len(broken)} unreadable image file(s): {listing}")
     if not paths:
         raise UserInputError(f"{flag}={folder!r} holds no readable images with extensions {IMAGE_EXTENSIONS}.")
+    present = set(labels)
+    empty = [name for label, name in enumerate(class_names) if label not in present]
+    if is_train_folder and empty:
+        # A class without a training image gets a head output that nothing teaches (a held-out folder may lack one).
+        raise UserInputError(
+            f"{flag}={folder!r}: the class folder(s) {empty} hold no readable images; every class needs training "
+            "images. Add some, or remove the folder."
+        )
     features = Features({"image": Image(), "label": ClassLabel(names=class_names)})
     dataset = Dataset.from_dict({"image": paths, "label": labels}, features=features)
     dataset.info.description = f"{len(broken)} unreadable file(s) skipped"

@@ -2,12 +2,11 @@
 reference `.pth` checkpoint, always labelled with the data set's classes. `--architecture vit` builds transformers'
 own ViT (DeiT's model without distillation) matched to the DEMS config instead: the baseline the paper beats."""
 
-import json
 import logging
 import os
-import re
 
-import torch
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -22,34 +21,10 @@ from modeling_dems import DemsForImageClassification, DemsImageProcessor
 from modeling_dems.convert import ReferenceCheckpointError, load_reference_checkpoint
 
 from . import UserInputError
+from .config_overrides import parse_config_overrides
 
 
 logger = logging.getLogger(__name__)
-
-# key=value pairs separated by commas outside brackets: "image_size=16,merge_layers=[2,4]"
-_OVERRIDE = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(\[[^\]]*\]|[^,]*)\s*(?:,|$)")
-
-
-def parse_config_overrides(text: str | None) -> dict:
-    if not text:
-        return {}
-    overrides, position = {}, 0
-    while position < len(text):
-        match = _OVERRIDE.match(text, position)
-        if match is None or match.end() == position:
-            raise UserInputError(
-                f"--config_overrides={text!r}: cannot read it after position {position}; write comma-separated "
-                "key=value pairs, e.g. 'image_size=16,merge_layers=[2,4]'."
-            )
-        key, raw = match.group(1), match.group(2).strip()
-        if key not in DemsConfig().to_dict():
-            raise UserInputError(f"--config_overrides: {key!r} is not a DemsConfig field.")
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw  # a bare string, e.g. hidden_act=gelu
-        position = match.end()
-    return overrides
 
 
 def label_fields(class_names: list[str]) -> dict:
@@ -60,13 +35,6 @@ def label_fields(class_names: list[str]) -> dict:
         # Soft mixup/cutmix targets are read as soft cross-entropy only under this problem type.
         "problem_type": "single_label_classification",
     }
-
-
-def new_classifier_head(model: DemsForImageClassification, class_names: list[str]) -> None:
-    """Replace the head by a freshly initialised one for the data set's classes."""
-    model.classifier = torch.nn.Linear(model.config.hidden_size, len(class_names))
-    model._init_weights(model.classifier)
-    model.config.update(label_fields(class_names))
 
 
 ARCHITECTURES = ("dems", "vit")
@@ -125,7 +93,7 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
             config = DemsConfig.from_preset(
                 name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
             )
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, StrictDataclassError) as error:
             raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
         if model_args.architecture == "vit":
             model = ViTForImageClassification(vit_config_matching(config))
@@ -144,9 +112,14 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
                     f"--model_name_or_path={path!r} has a {model.config.num_labels}-class head but the data has "
                     f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
                 )
-            new_classifier_head(model, class_names)
+            model.reset_classifier(len(class_names), id2label=dict(enumerate(class_names)))
         model.config.update(label_fields(class_names))
         model.train()
+    elif os.path.isfile(path):
+        raise UserInputError(
+            f"--model_name_or_path={path!r} is a file; give a folder saved by train.py or save_pretrained, a Hub id, "
+            "or a reference checkpoint ending in .pth."
+        )
     else:
         hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
         try:
@@ -160,11 +133,13 @@ def build_model(model_args, recipe_args, preset, class_names: list[str]):
             model = AutoModelForImageClassification.from_pretrained(
                 path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub
             )
-        except OSError as error:  # not a folder, not reachable on the Hub, no weights
+        except OSError as error:  # not a folder, not reachable on the Hub, no weights, config.json not JSON
             raise UserInputError(
                 f"--model_name_or_path={path!r} cannot be loaded ({str(error).splitlines()[0]}). Give a folder "
                 "saved by train.py or save_pretrained, a reachable Hub id, or a reference .pth file."
             ) from None
+        except (StrictDataclassError, SafetensorError) as error:  # a config field of the wrong type; torn weights
+            raise UserInputError(f"--model_name_or_path={path!r} cannot be loaded: {error}") from None
     return model
 
 

@@ -167,6 +167,8 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     defaults["learning_rate"] = effective("base_learning_rate") * global_batch / REFERENCE_BATCH
 
     epochs, warmup_epochs = effective("num_train_epochs"), effective("warmup_epochs")
+    if effective("do_train") and not epochs > 0:
+        raise UserInputError(f"--num_train_epochs={epochs} must be positive: a run of no epochs trains nothing.")
     if "warmup_epochs" not in given and warmup_epochs >= epochs:
         # A run shortened below the default warm-up keeps the default's share of warm-up instead.
         warmup_epochs = epochs * warmup_epochs / defaults["num_train_epochs"]

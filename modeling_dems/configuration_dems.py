@@ -1,11 +1,14 @@
 """Configuration for DEMS-ViT (Tang, Liu, Shen, "Data-efficient multi-scale fusion vision transformer",
 Pattern Recognition 161, 2025).
 
-This file is self-contained (it imports only transformers), so that `save_pretrained` can ship it as remote code
-next to a checkpoint; `configuration_dems` (the project's top-level name for it) re-exports this module's classes.
+This file is self-contained (it imports only transformers and huggingface_hub, which transformers requires), so that
+`save_pretrained` can ship it as remote code next to a checkpoint; `configuration_dems` (the project's top-level name
+for it) re-exports this module's classes.
 """
 
+from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
 
 
 # Tokens that one coarse region carries into the encoder: an 8x8 block of p-patches, 4x4 of 2p, 2x2 of 4p, one 8p.
@@ -45,6 +48,7 @@ DEMS_PRESETS: dict[str, dict] = {
 }
 
 
+@strict
 class DemsConfig(PretrainedConfig):
     r"""
     Configuration of a DEMS-ViT model ([`DemsModel`], [`DemsForImageClassification`]). The defaults give the
@@ -102,19 +106,21 @@ class DemsConfig(PretrainedConfig):
 
     model_type = "dems"
 
+    # `@strict` (as transformers' own configs) checks these types on construction and on every assignment, so that a
+    # hand-edited config.json with "32" or 2.5 is refused with the field's name; `validate_architecture` checks ranges.
     image_size: int = 32
     patch_size: int = 2
     num_channels: int = 3
     hidden_size: int = 192
     num_hidden_layers: int = 12
     num_attention_heads: int = 3
-    mlp_ratios: list[float] | None = None
-    merge_layers: list[int] | None = None
-    num_merged_tokens: list[int] | None = None
+    mlp_ratios: list[float | int] | tuple[float | int, ...] | None = None
+    merge_layers: list[int] | tuple[int, ...] | None = None
+    num_merged_tokens: list[int] | tuple[int, ...] | None = None
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    drop_path_rate: float = 0.0
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    drop_path_rate: float | int = 0.0
     qkv_bias: bool = False
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
@@ -124,6 +130,10 @@ class DemsConfig(PretrainedConfig):
         self.mlp_ratios = [float(r) for r in (self.mlp_ratios if self.mlp_ratios is not None else [4.0, 4.0, 4.0])]
         self.merge_layers = list(self.merge_layers if self.merge_layers is not None else [6, 10])
         self.num_merged_tokens = list(self.num_merged_tokens if self.num_merged_tokens is not None else [64, 64])
+        # num_labels is no dataclass field (PretrainedConfig derives it), so @strict does not see its type
+        num_labels = kwargs.get("num_labels")
+        if num_labels is not None and (type(num_labels) is not int or num_labels < 0):  # bool is no count either
+            raise ValueError(f"DemsConfig.num_labels={num_labels!r} must be a non-negative integer.")
         self.validate_architecture()
         super().__post_init__(**kwargs)
 
@@ -173,8 +183,14 @@ class DemsConfig(PretrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"DemsConfig.{name}={value!r} must be in [0, 1).")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"DemsConfig.layer_norm_eps={self.layer_norm_eps!r} must be positive.")
+        for name in ("layer_norm_eps", "initializer_range"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"DemsConfig.{name}={getattr(self, name)!r} must be positive.")
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(
+                f"DemsConfig.hidden_act={self.hidden_act!r} is not an activation transformers knows; choose one of "
+                f"{sorted(ACT2FN)}."
+            )
         self._validate_merges()
 
     def _validate_merges(self) -> None:

@@ -15,10 +15,12 @@ import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
+
+from dems_training import UserInputError, report_user_error
 
 from .configuration_dems import DEMS_PRESETS, DemsConfig
 from .image_processing_dems import DemsImageProcessor
@@ -50,16 +52,44 @@ _MERGE_NORM_ALIAS = re.compile(r"norm_merge(\d+)\.(weight|bias)")
 _BLOCK_KEY = re.compile(r"blocks\.(\d+)\.")
 # The reference's fixed tables, frozen parameters of shape (1, G*G, D), equal our formula to float32 rounding.
 _POSITION_TOLERANCE = 1e-5
+# How torch.load(weights_only=True) names the Python object it refuses to build.
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
-class ReferenceCheckpointError(ValueError):
-    """A reference checkpoint that does not fit the model: the message lists the offending keys."""
+class ReferenceCheckpointError(UserInputError):
+    """A reference checkpoint that cannot be read or does not fit the model: the message names the file or keys."""
 
 
 def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a reference `.pth` safely (`weights_only=True`) and return its model weights, `module.` prefix removed."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(path)
+    if path.is_dir():
+        raise ReferenceCheckpointError(f"{path} is a folder, not a .pth file.")
+    if not path.is_file():
+        raise ReferenceCheckpointError(f"{path}: no such file.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file comes as RuntimeError, EOFError, KeyError or UnpicklingError
+        raise ReferenceCheckpointError(_unreadable_checkpoint_message(path, error)) from None
     return unwrap_reference_state_dict(checkpoint)
+
+
+def _unreadable_checkpoint_message(path: Path, error: Exception) -> str:
+    # torch's own messages suggest weights_only=False, which runs whatever code the file carries: never repeated here.
+    message = str(error)
+    refused = _REFUSED_GLOBAL.search(message)
+    if refused:
+        return (
+            f"{path}: the safe loader, torch.load(weights_only=True), refuses it: it holds {refused.group(1)}, which "
+            "is not a tensor, number, string or plain container (or the file is damaged). Only the weights are "
+            "needed: where the checkpoint was made, save its 'model' entry (a dict of tensors) alone with "
+            "torch.save, and convert that file."
+        )
+    lines = [line.strip() for line in message.split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
+    return (
+        f"cannot read {path} as a PyTorch checkpoint: it is truncated, damaged or not a torch.save file "
+        f"({type(error).__name__}: {lines[0] if lines else 'no detail'})."
+    )
 
 
 def unwrap_reference_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -82,20 +112,23 @@ def infer_reference_config(state_dict: dict[str, torch.Tensor], preset: str | No
     """
     if preset is not None and preset not in DEMS_PRESETS:
         raise ReferenceCheckpointError(f"preset={preset!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
-    _require(state_dict, ["cls_token", "patch_embed.proj.weight", "head.weight"])
+    _require(state_dict, ["cls_token", "patch_embed.proj.weight", "head.weight", "blocks.0.mlp.fc1.weight"])
     hidden_size = state_dict["cls_token"].shape[-1]
     patch_size = state_dict["patch_embed.proj.weight"].shape[-1]
-    inferred = {
-        "hidden_size": hidden_size,
-        "patch_size": patch_size,
-        "num_channels": state_dict["patch_embed.proj.weight"].shape[1],
-        "num_hidden_layers": 1 + max(int(m.group(1)) for k in state_dict if (m := _BLOCK_KEY.match(k))),
-        "num_labels": state_dict["head.weight"].shape[0],
-        "qkv_bias": "blocks.0.attn.qkv.bias" in state_dict,
-        "num_merged_tokens": [
-            state_dict[f"mlp{i}.fc3.weight"].shape[0] for i in range(1, 1 + _count_mergers(state_dict))
-        ],
-    }
+    try:
+        inferred = {
+            "hidden_size": hidden_size,
+            "patch_size": patch_size,
+            "num_channels": state_dict["patch_embed.proj.weight"].shape[1],
+            "num_hidden_layers": 1 + max(int(m.group(1)) for k in state_dict if (m := _BLOCK_KEY.match(k))),
+            "num_labels": state_dict["head.weight"].shape[0],
+            "qkv_bias": "blocks.0.attn.qkv.bias" in state_dict,
+            "num_merged_tokens": [
+                state_dict[f"mlp{i}.fc3.weight"].shape[0] for i in range(1, 1 + _count_mergers(state_dict))
+            ],
+        }
+    except KeyError as error:
+        raise _missing_weights([error.args[0]]) from None
     if "pos_embed" in state_dict:
         inferred["image_size"] = math.isqrt(state_dict["pos_embed"].shape[1]) * patch_size
     settings = {**DEMS_PRESETS[preset]} if preset else {}
@@ -105,11 +138,19 @@ def infer_reference_config(state_dict: dict[str, torch.Tensor], preset: str | No
     merge_layers = settings.get("merge_layers") or [6, 10][: len(settings["num_merged_tokens"])]
     settings["merge_layers"] = merge_layers
     if "mlp_ratios" not in overrides:
-        stage_starts = [0] + [m - 1 for m in merge_layers]
-        settings["mlp_ratios"] = [
-            state_dict[f"blocks.{start}.mlp.fc1.weight"].shape[0] / hidden_size for start in stage_starts
-        ]
-    return DemsConfig(**settings)
+        # A stage that starts at no block (a merge layer out of range) gets a placeholder: DemsConfig names the cause.
+        stage_keys = [f"blocks.{start}.mlp.fc1.weight" for start in [0] + [m - 1 for m in merge_layers]]
+        settings["mlp_ratios"] = [state_dict[k].shape[0] / hidden_size if k in state_dict else 4.0 for k in stage_keys]
+    names = settings.get("id2label")
+    if names is not None and len(names) != inferred["num_labels"]:
+        raise ReferenceCheckpointError(
+            f"id2label has {len(names)} class names but the checkpoint's head has {inferred['num_labels']} classes "
+            "(head.weight); give one name per class."
+        )
+    try:
+        return DemsConfig(**settings)
+    except (ValueError, TypeError, StrictDataclassError) as error:
+        raise ReferenceCheckpointError(f"the checkpoint with these settings is no valid DemsConfig: {error}") from None
 
 
 def convert_reference_state_dict(state_dict: dict[str, torch.Tensor], config: DemsConfig) -> dict[str, torch.Tensor]:
@@ -154,7 +195,7 @@ def load_reference_checkpoint(
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     if missing:
-        raise ReferenceCheckpointError(f"reference checkpoint lacks weights the model needs: {missing}")
+        raise _missing_weights(missing)
     mismatched = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
         for k, v in weights.items()
@@ -175,7 +216,11 @@ def _count_mergers(state_dict: dict[str, torch.Tensor]) -> int:
 def _require(state_dict: dict[str, torch.Tensor], keys: list[str]) -> None:
     missing = [k for k in keys if k not in state_dict]
     if missing:
-        raise ReferenceCheckpointError(f"reference checkpoint lacks weights the model needs: {missing}")
+        raise _missing_weights(missing)
+
+
+def _missing_weights(keys: list[str]) -> ReferenceCheckpointError:
+    return ReferenceCheckpointError(f"reference checkpoint lacks weights the model needs: {keys}")
 
 
 def _check_position_table(key: str, table: torch.Tensor, config: DemsConfig) -> None:
@@ -209,31 +254,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id2label", type=Path, help="JSON file: a list of class names or an {id: name} object")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
     args = parser.parse_args(argv)
+    try:
+        convert_command(args)
+    except UserInputError as error:
+        return report_user_error(parser.prog, error)
+    return 0
 
-    if args.output_dir.exists() and any(args.output_dir.iterdir()) and not args.overwrite:
-        parser.error(f"output_dir={args.output_dir} is not empty; pass --overwrite to replace its contents.")
+
+def convert_command(args: argparse.Namespace) -> None:
+    """What `main` does once the arguments are parsed; a user error raises `UserInputError` before anything is
+    written."""
+    output_dir = args.output_dir
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserInputError(f"output_dir={output_dir} is a file; give a folder (new, or empty, or with --overwrite).")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.overwrite:
+        raise UserInputError(f"output_dir={output_dir} is not empty; pass --overwrite to replace its contents.")
     overrides = {
         k: v
         for k, v in (("merge_layers", args.merge_layers), ("num_attention_heads", args.num_attention_heads))
         if v is not None
     }
     if args.id2label:
-        names = json.loads(args.id2label.read_text())
-        id2label = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+        id2label = read_id2label(args.id2label)
         overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    model = load_reference_checkpoint(args.checkpoint, preset=args.preset, **overrides)
     try:
-        model = load_reference_checkpoint(args.checkpoint, preset=args.preset, **overrides)
-    except (ReferenceCheckpointError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    size = model.config.image_size
-    model.save_pretrained(args.output_dir)
-    DemsImageProcessor.from_model_config(model.config).save_pretrained(args.output_dir)
+        model.save_pretrained(output_dir)
+        DemsImageProcessor.from_model_config(model.config).save_pretrained(output_dir)
+    except OSError as error:
+        raise UserInputError(f"cannot write output_dir={output_dir}: {error}") from None
     print(
-        f"wrote {args.output_dir}: {sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{model.config.num_labels} classes, image size {size}"
+        f"wrote {output_dir}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{model.config.num_labels} classes, image size {model.config.image_size}"
     )
-    return 0
+
+
+def read_id2label(path: Path) -> dict[int, str]:
+    """Class names from a JSON file: a list of names, or an object `{id: name}` with the ids 0 .. n-1."""
+    flag = f"--id2label={path}"
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserInputError(f"{flag}: cannot read it ({error.strerror}).") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise UserInputError(f"{flag} is not valid JSON: {error}.") from None
+    if isinstance(names, list):
+        id2label = dict(enumerate(names))
+    elif isinstance(names, dict) and all(isinstance(k, str) and k.isdigit() for k in names):
+        id2label = {int(k): v for k, v in names.items()}
+    else:
+        raise UserInputError(f"{flag} must hold a list of class names or an object {{\"0\": name, ...}}.")
+    if sorted(id2label) != list(range(len(id2label))):
+        ids = sorted(id2label)
+        raise UserInputError(f"{flag}: the class ids must be 0 .. {len(ids) - 1}, once each; got {ids}.")
+    if not all(isinstance(name, str) for name in id2label.values()) or len(set(id2label.values())) != len(id2label):
+        raise UserInputError(f"{flag}: the class names must be distinct strings; got {list(id2label.values())}.")
+    return id2label
 
 
 __all__ = [
@@ -243,6 +319,7 @@ __all__ = [
     "load_reference_checkpoint",
     "load_reference_state_dict",
     "main",
+    "read_id2label",
 ]
 
 if __name__ == "__main__":

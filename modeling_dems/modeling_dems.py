@@ -475,6 +475,37 @@ class DemsForImageClassification(DemsPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
+    def reset_classifier(self, num_labels: int, id2label: dict[int, str] | None = None) -> None:
+        """Replace the classifier by a new one for `num_labels` other classes, initialised as the model's own init
+        does (truncated normal of std `config.initializer_range`, zero bias), on the model's device and dtype. The
+        encoder is kept: this is how a trained model starts on a data set with other classes.
+
+        Args:
+            num_labels (`int`):
+                Classes of the new head; `0` leaves no head (`nn.Identity`, the pooled features), as in `__init__`.
+            id2label (`dict[int, str]`, *optional*):
+                The new classes' names, one per id `0 .. num_labels - 1`; by default `LABEL_0`, `LABEL_1`, ... The
+                config's `num_labels`, `id2label` and `label2id` follow; its `problem_type` is left as it is.
+        """
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
+            raise ValueError(f"num_labels={num_labels!r} must be a whole number >= 0.")
+        if id2label is None:
+            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        id2label = {int(i): name for i, name in id2label.items()}
+        if sorted(id2label) != list(range(num_labels)):
+            raise ValueError(
+                f"id2label has the ids {sorted(id2label)}; with num_labels={num_labels} it must name each of the ids "
+                f"0 to {num_labels - 1} once."
+            )
+        if num_labels > 0:
+            self.classifier = nn.Linear(self.config.hidden_size, num_labels, device=self.device, dtype=self.dtype)
+            self._init_weights(self.classifier)
+        else:
+            self.classifier = nn.Identity()
+        self.num_labels = num_labels
+        self.config.id2label = id2label
+        self.config.label2id = {name: i for i, name in id2label.items()}
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # With remote code registered, transformers writes into auto_map only the Auto class of the class saved;
         # a classifier's folder also loads as its bare encoder, so AutoModel is mapped to DemsModel as well.
@@ -522,15 +553,18 @@ class DemsForImageClassification(DemsPreTrainedModel):
         """transformers' `problem_type` rules, plus soft targets for single-label classification. The problem type
         inferred from one batch is not written back into the config, so that a mixup batch cannot turn a
         single-label model into a multi-label one."""
-        labels = labels.to(logits.device)
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}.")
         problem_type = self.config.problem_type
         if problem_type is None:
             if self.num_labels == 1:
                 problem_type = "regression"
-            elif not labels.is_floating_point():
-                problem_type = "single_label_classification"
-            else:
+            elif labels.is_floating_point() or labels.dtype == torch.bool:  # multi-hot, as transformers reads them
                 problem_type = "multi_label_classification"
+            else:
+                problem_type = "single_label_classification"
+        _check_labels(labels, logits.shape, problem_type)
+        labels = labels.to(logits.device)
 
         if problem_type == "regression":
             if self.num_labels == 1:
@@ -539,13 +573,42 @@ class DemsForImageClassification(DemsPreTrainedModel):
         if problem_type == "multi_label_classification":
             return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         if labels.is_floating_point():
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"soft-target labels must have the logits' shape (batch, num_labels) = {tuple(logits.shape)}, "
-                    f"got {tuple(labels.shape)}."
-                )
             return soft_target_cross_entropy(logits, labels)
-        return nn.functional.cross_entropy(logits.float(), labels.reshape(-1))
+        return nn.functional.cross_entropy(logits.float(), labels.long())
+
+
+def _check_labels(labels: torch.Tensor, logits_shape: torch.Size, problem_type: str) -> None:
+    """Refuse labels that do not fit the logits `(batch, num_labels)` and the problem type, before the loss would
+    fail with a size error or, for a class id out of range on a GPU, a device-side assert."""
+    batch, num_labels = logits_shape
+    shape = tuple(labels.shape)
+    if problem_type == "regression":
+        kind, allowed = "regression labels", [(batch,), (batch, 1)] if num_labels == 1 else [(batch, num_labels)]
+    elif problem_type == "multi_label_classification":
+        kind, allowed = "multi-label (multi-hot) labels", [(batch, num_labels)]
+    elif labels.is_floating_point():
+        kind, allowed = "soft-target labels", [(batch, num_labels)]
+    elif labels.dtype == torch.bool:
+        raise TypeError(
+            "bool labels are multi-hot targets, but config.problem_type='single_label_classification' takes class "
+            "ids (integers) or soft targets (floats)."
+        )
+    else:
+        kind, allowed = "class-id labels", [(batch,)]
+    if shape not in allowed:
+        rule = " or ".join(str(a) for a in allowed)
+        raise ValueError(
+            f"{kind} must have shape {rule} for logits of shape (batch, num_labels) = {(batch, num_labels)} "
+            f"({problem_type}), got {shape}."
+        )
+    # Checked in eager mode only: under torch.compile this data-dependent branch would break the graph.
+    if kind == "class-id labels" and not torch.compiler.is_compiling():
+        out_of_range = (labels < 0) | (labels >= num_labels)
+        if out_of_range.any():
+            raise ValueError(
+                f"labels hold class id {labels[out_of_range][0].item()}, out of range: class ids must be in "
+                f"[0, num_labels) = [0, {num_labels})."
+            )
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -3,15 +3,13 @@ from records with known values, and a whole `--quick` study on digits that resum
 
 import json
 import os
-import sys
 
 import pytest
-from train_helpers import REPO, offline_env
+from train_helpers import offline_env
 
-
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-import data_efficiency  # noqa: E402
-from data_efficiency import StudySettings, plan_runs, results_table  # noqa: E402
+from benchmarks import data_efficiency
+from benchmarks.data_efficiency import StudySettings, plan_runs, results_table
+from dems_training import UserInputError
 
 
 def test_plan_counts_budget_in_images_and_ablates_at_both_ends(monkeypatch):
@@ -30,9 +28,9 @@ def test_plan_counts_budget_in_images_and_ablates_at_both_ends(monkeypatch):
 
 
 def test_settings_that_cannot_work_are_refused():
-    with pytest.raises(data_efficiency.StudyError, match="--images_seen has 2 values"):
+    with pytest.raises(UserInputError, match="--images_seen has 2 values"):
         data_efficiency.check_settings(StudySettings(samples_per_class=[1, 2, 3], images_seen=[5, 6]))
-    with pytest.raises(data_efficiency.StudyError, match=r"--arms: \['resnet'\]"):
+    with pytest.raises(UserInputError, match=r"--arms: \['resnet'\]"):
         data_efficiency.check_settings(StudySettings(arms=["dems", "resnet"]))
 
 

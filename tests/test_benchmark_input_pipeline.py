@@ -5,13 +5,17 @@ business, not a test's."""
 import json
 
 import pytest
-from benchmark_helpers import benchmark_module
+import torch
+
+from benchmarks import input_pipeline
+from dems_training import UserInputError
 
 
 @pytest.fixture(scope="module")
 def bench():
-    with benchmark_module("input_pipeline") as module:  # it imports baseline_transforms and throughput
-        yield module
+    threads = torch.get_num_threads()
+    yield input_pipeline
+    torch.set_num_threads(threads)  # the runs use one thread; the rest of the session gets its own back
 
 
 TINY = ["--repeats", "2", "--distinct_images", "2", "--batch_size", "4", "--collate_batches", "2", "--device_batches",
@@ -20,7 +24,7 @@ TINY = ["--repeats", "2", "--distinct_images", "2", "--batch_size", "4", "--coll
 
 def test_runs_both_sizes_and_writes_consistent_figures(bench, tmp_path, capsys):
     path = tmp_path / "report.json"
-    report = bench.main([*TINY, "--iters", "4", "2", "--json", str(path)])
+    report = bench.run([*TINY, "--iters", "4", "2", "--json", str(path)])
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
     assert report["environment"]["clock"] == "cpu" and report["environment"]["threads"] == 1
     for size, source in (("32", "32x32 PNG"), ("256", "300x400 JPEG")):
@@ -42,12 +46,15 @@ def test_runs_both_sizes_and_writes_consistent_figures(bench, tmp_path, capsys):
 
 
 def test_new_code_alone_and_bad_arguments(bench, tmp_path):
-    report = bench.main([*TINY, "--iters", "4", "--sizes", "32", "--skip_baseline", "--skip_loader"])
+    report = bench.run([*TINY, "--iters", "4", "--sizes", "32", "--skip_baseline", "--skip_loader"])
     result = report["results"]["32"]
     assert "baseline" not in result and "loader" not in result
     rows = {what: (before, after) for what, before, after in bench.rows_of(result)}
     assert rows["pretrain: whole transform"][0] is None and rows["pretrain: whole transform"][1] > 0
-    with pytest.raises(SystemExit):
-        bench.main(["--sizes", "32", "256", "--iters", "1", "2", "3"])
-    with pytest.raises(SystemExit):
-        bench.main(["--threads", "2"])  # the CPU clock counts one thread
+    with pytest.raises(UserInputError, match=r"--iters has 3 values for --sizes \[32, 256\]"):
+        bench.run(["--sizes", "32", "256", "--iters", "1", "2", "3"])
+    with pytest.raises(UserInputError, match="--threads=2 must be 1"):
+        bench.run(["--threads", "2"])  # the CPU clock counts one thread
+    with pytest.raises(UserInputError, match=r"--repeats=0 must be at least 1"):
+        bench.run(["--repeats", "0"])
+    assert bench.main(["--repeats", "0"]) == 2  # the command: one line, exit code 2

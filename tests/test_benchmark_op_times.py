@@ -4,14 +4,18 @@ the consistency of its breakdown. How fast anything runs is not tested."""
 import json
 
 import pytest
-from benchmark_helpers import benchmark_module
+import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks import op_times as op_times_module
+from benchmarks.harness import BenchmarkSettings, Runner
 
 
 @pytest.fixture(scope="module")
 def op_times():
-    with benchmark_module("op_times") as module:  # it imports throughput from its own folder
-        yield module
+    threads = torch.get_num_threads()
+    yield op_times_module
+    torch.set_num_threads(threads)
 
 
 def test_matrix_product_flops_by_hand(op_times):
@@ -48,10 +52,11 @@ def small_model_args(tmp_path, *extra):
 def test_training_step_products_match_torch_flop_counter(op_times, tmp_path, capsys):
     """With eager attention every FLOP of the step is in mm/addmm/bmm, so the script's shape formula, summed over
     the step, must equal what torch.utils.flop_counter counts for those operators on the same step."""
-    summary = op_times.main(small_model_args(tmp_path, "--attn_implementation", "eager"))
+    summary = op_times.run(small_model_args(tmp_path, "--attn_implementation", "eager"))
     assert "matrix products" in capsys.readouterr().out
 
-    runner = op_times.make_runner(op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager")))
+    args = op_times.parse_args(small_model_args(tmp_path, "--attn_implementation", "eager"))
+    runner = Runner(args.preset, args.attn_implementation, BenchmarkSettings.from_arguments(args))  # run's model
     with FlopCounterMode(display=False) as counter:
         runner.train_step()
     counted = sum(
@@ -64,7 +69,7 @@ def test_training_step_products_match_torch_flop_counter(op_times, tmp_path, cap
 
 
 def test_breakdown_is_consistent(op_times, tmp_path):
-    summary = op_times.main(small_model_args(tmp_path, "--mode", "inference"))
+    summary = op_times.run(small_model_args(tmp_path, "--mode", "inference"))
     written = json.loads((tmp_path / "op_times.json").read_text())
     assert written["rows"] == summary["rows"]
     # every row is in exactly one kind, and the kinds add up to the time spent inside operators
@@ -75,3 +80,8 @@ def test_breakdown_is_consistent(op_times, tmp_path):
     assert {"matrix products", "attention kernels", "GELU", "LayerNorm"} <= kinds
     products = [row for row in summary["rows"] if row["op"] in op_times.MATRIX_PRODUCTS]
     assert products and all(row["gflop_per_s"] > 0 and row["roofline_ratio"] > 0 for row in products)
+
+
+def test_the_command_reports_a_bad_flag_in_one_line_with_exit_code_2(op_times, capsys):
+    assert op_times.main(["--iters", "0"]) == 2
+    assert capsys.readouterr().err == "op_times.py: error: --iters=0 must be at least 1.\n"

@@ -1,24 +1,19 @@
 """Smoke test of benchmarks/throughput.py: it runs end to end on a small batch and writes a JSON report whose figures
 are consistent. Speed itself is the benchmark's business, not a test's: nothing here depends on how fast it runs."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+from benchmarks import throughput as throughput_module
+from dems_training import UserInputError
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     threads = torch.get_num_threads()
-    yield module
+    yield throughput_module
     torch.set_num_threads(threads)  # the runs below use one thread; the rest of the session gets its own back
 
 
@@ -28,7 +23,7 @@ def run(throughput, tmp_path, *extra, batch_size: int = 2) -> dict:
     path = tmp_path / "out.json"
     argv = ["--batch_size", str(batch_size), "--warmup", "0", "--iters", "1", "--matmul_size", "128", "--device", "cpu"]
     argv += ["--threads", "1"]
-    throughput.main([*argv, "--json", str(path), *extra])
+    throughput.run([*argv, "--json", str(path), *extra])
     return json.loads(path.read_text())
 
 
@@ -99,7 +94,12 @@ def test_memory_and_gradient_checkpointing(throughput, tmp_path):
 
 
 def test_bad_arguments_are_rejected(throughput, tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserInputError, match="--override='num_hidden_layers': cannot read a key=value pair"):
         run(throughput, tmp_path, "--override", "num_hidden_layers")
-    with pytest.raises(SystemExit, match="--threads 1"):  # CPU time of two threads would count OpenMP's spinning
+    with pytest.raises(UserInputError, match="--threads 1"):  # CPU time of two threads would count OpenMP's spinning
         run(throughput, tmp_path, "--clock", "cpu", "--threads", "2")
+
+
+def test_the_command_reports_a_bad_flag_in_one_line_with_exit_code_2(throughput, capsys):
+    assert throughput.main(["--override", "hidden=3"]) == 2
+    assert capsys.readouterr().err == "throughput.py: error: --override: 'hidden' is not a DemsConfig field.\n"

@@ -1,4 +1,7 @@
+import json
+
 import pytest
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 
 from configuration_dems import DEMS_PRESETS, DemsConfig
 
@@ -67,6 +70,9 @@ def test_save_and_load_round_trip(tmp_path):
         ({"mlp_ratios": [4.0, 4.0]}, r"mlp_ratios=\[4.0, 4.0\] must have len\(merge_layers\) \+ 1 = 3"),
         ({"patch_size": 0}, r"patch_size=0 must be a positive integer"),
         ({"drop_path_rate": 1.0}, r"drop_path_rate=1.0 must be in \[0, 1\)"),
+        ({"initializer_range": 0.0}, r"initializer_range=0.0 must be positive"),
+        ({"hidden_act": "gelu_x"}, r"hidden_act='gelu_x' is not an activation transformers knows; .*'gelu_new'"),
+        ({"num_labels": "3"}, r"num_labels='3' must be a non-negative integer"),
     ],
 )
 def test_invalid_configs_name_field_value_and_rule(fields, message):
@@ -77,3 +83,48 @@ def test_invalid_configs_name_field_value_and_rule(fields, message):
 def test_merges_can_be_changed_consistently():
     config = DemsConfig(num_hidden_layers=4, merge_layers=[2], num_merged_tokens=[16], mlp_ratios=[4.0, 2.0])
     assert config.merge_layers == [2] and config.mlp_ratios == [4.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"image_size": "32"}, r"Field 'image_size' expected int, got str \(value: '32'\)"),
+        ({"num_hidden_layers": 12.0}, r"Field 'num_hidden_layers' expected int, got float \(value: 12.0\)"),
+        ({"num_attention_heads": True}, r"Field 'num_attention_heads' expected int, got bool"),
+        ({"merge_layers": [2.5, 4]}, r"Field 'merge_layers' with value \[2.5, 4\] doesn't match .*list\[int\]"),
+        ({"num_merged_tokens": ["64", 64]}, r"Field 'num_merged_tokens' with value \['64', 64\]"),
+        ({"mlp_ratios": ["4", 4, 4]}, r"Field 'mlp_ratios' with value \['4', 4, 4\]"),
+        ({"qkv_bias": 1}, r"Field 'qkv_bias' expected bool, got int \(value: 1\)"),
+        ({"qkv_bias": "false"}, r"Field 'qkv_bias' expected bool, got str \(value: 'false'\)"),
+        ({"hidden_dropout_prob": "0.1"}, r"Field 'hidden_dropout_prob' with value '0.1' doesn't match"),
+        ({"layer_norm_eps": "1e-5"}, r"Field 'layer_norm_eps' expected float, got str"),
+        ({"hidden_act": 3}, r"Field 'hidden_act' expected str, got int"),
+    ],
+)
+def test_wrong_types_name_field_value_and_expected_type(fields, rule):
+    # merge_layers=[2.5, 4] used to be accepted and silently skipped the first merge.
+    with pytest.raises(StrictDataclassFieldValidationError, match=rule):
+        DemsConfig(**fields)
+
+
+def test_a_hand_edited_config_json_with_a_string_number_is_refused(tmp_path):
+    DemsConfig().save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    values = json.loads(path.read_text())
+    values["hidden_size"] = "192"
+    path.write_text(json.dumps(values))
+    with pytest.raises(StrictDataclassFieldValidationError, match=r"'hidden_size' expected int, got str"):
+        DemsConfig.from_pretrained(tmp_path)
+
+
+def test_assignments_are_type_checked_too():
+    config = DemsConfig()
+    with pytest.raises(StrictDataclassFieldValidationError, match=r"'merge_layers' with value \[6.0, 10\]"):
+        config.merge_layers = [6.0, 10]
+    assert config.merge_layers == [6, 10]
+
+
+def test_lists_may_be_given_as_tuples_and_integer_ratios():
+    config = DemsConfig(merge_layers=(6, 10), num_merged_tokens=(64, 64), mlp_ratios=(4, 4, 2))
+    assert config.merge_layers == [6, 10] and config.num_merged_tokens == [64, 64]
+    assert config.mlp_ratios == [4.0, 4.0, 2.0] and all(isinstance(r, float) for r in config.mlp_ratios)

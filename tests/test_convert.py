@@ -1,6 +1,9 @@
 """Reference checkpoints: layout, conversion, logits parity with an independent reference forward, and errors."""
 
+import argparse
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,8 +123,7 @@ def test_command_line_writes_a_loadable_folder(tmp_path, capsys):
 
     # a second run must not overwrite what is there
     before = (out / "model.safetensors").stat().st_mtime_ns
-    with pytest.raises(SystemExit):
-        main(args)
+    assert main(args) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
     assert (out / "model.safetensors").stat().st_mtime_ns == before
     assert main(args + ["--overwrite"]) == 0
@@ -150,3 +152,107 @@ def test_python_dash_m_convert_writes_a_folder_that_loads_as_remote_code(tmp_pat
     for name in ("modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
         assert (out / name).is_file(), name
     check_loads_without_the_project(DemsForImageClassification.from_pretrained(out), out, tmp_path)
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path) -> Path:
+    path = tmp_path / "ref.pth"
+    torch.save(_checkpoint(random_reference_state_dict(**SMALL_LAYOUT)), path)
+    return path
+
+
+def _one_line_error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m modeling_dems.convert: error: "), lines
+    return lines[0]
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", r"cannot read .*ref.pth as a PyTorch checkpoint: it is truncated, damaged or not a torch.save"),
+        ("empty", r"cannot read .*ref.pth as a PyTorch checkpoint: .*\(EOFError"),
+        ("text", r"cannot read .*ref.pth as a PyTorch checkpoint: .*\(UnpicklingError: Unsupported operand"),
+        ("missing", r"ref.pth: no such file"),
+        ("folder", r"ref.pth is a folder, not a .pth file"),
+    ],
+)
+def test_unreadable_checkpoints_are_one_line_errors(small_checkpoint, tmp_path, capsys, damage, message):
+    if damage == "truncated":
+        _truncate(small_checkpoint)
+    elif damage == "empty":
+        small_checkpoint.write_bytes(b"")
+    elif damage == "text":
+        small_checkpoint.write_text("not a checkpoint")
+    else:
+        small_checkpoint.unlink()
+        if damage == "folder":
+            small_checkpoint.mkdir()
+    out = tmp_path / "out"
+    assert main([str(small_checkpoint), str(out), "--merge_layers", "2", "4"]) == 2
+    assert re.search(message, _one_line_error(capsys))
+    assert not out.exists()  # nothing written
+
+
+def test_a_checkpoint_the_safe_loader_refuses_is_explained_without_weights_only_false(tmp_path, capsys):
+    checkpoint = _checkpoint(random_reference_state_dict(**SMALL_LAYOUT))
+    checkpoint["args"] = argparse.Namespace(lr=5e-4)  # what many training scripts save beside the weights
+    torch.save(checkpoint, tmp_path / "ref.pth")
+    assert main([str(tmp_path / "ref.pth"), str(tmp_path / "out")]) == 2
+    line = _one_line_error(capsys)
+    assert "torch.load(weights_only=True), refuses it: it holds argparse.Namespace" in line
+    assert "save its 'model' entry (a dict of tensors) alone" in line
+    assert "weights_only=False" not in line
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ('["a", "b", "c"]', r"id2label has 3 class names but the checkpoint's head has 5 classes"),
+        ('["a", "b", "c", "d", "e", "f"]', r"id2label has 6 class names but the checkpoint's head has 5 classes"),
+        ('{"0": "a", "1": "b", "2": "c", "3": "d", "5": "e"}', r"ids must be 0 .. 4, once each; got \[0, 1, 2, 3, 5"),
+        ('["a", "b", "a", "d", "e"]', r"class names must be distinct strings"),
+        ('["a", "b", 3, "d", "e"]', r"class names must be distinct strings"),
+        ('{"cat": 0}', r"must hold a list of class names or an object"),
+        ('["a", "b",', r"labels.json is not valid JSON: "),
+        (None, r"--id2label=.*labels.json: cannot read it \(No such file or directory\)"),
+    ],
+)
+def test_label_files_that_do_not_fit_the_head_are_refused(small_checkpoint, tmp_path, capsys, labels, message):
+    # 3 names for a 5-class head used to exit 0 and drop the names.
+    labels_file = tmp_path / "labels.json"
+    if labels is not None:
+        labels_file.write_text(labels)
+    out = tmp_path / "out"
+    code = main([str(small_checkpoint), str(out), "--merge_layers", "2", "4", "--id2label", str(labels_file)])
+    assert code == 2
+    assert re.search(message, _one_line_error(capsys))
+    assert not out.exists()
+
+
+def test_an_output_dir_that_is_a_file_and_bad_settings_are_refused(small_checkpoint, tmp_path, capsys):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my own file")
+    assert main([str(small_checkpoint), str(mine), "--merge_layers", "2", "4"]) == 2
+    assert "notes.txt is a file; give a folder" in _one_line_error(capsys)
+    assert mine.read_text() == "my own file"
+    assert main([str(small_checkpoint), str(tmp_path / "out"), "--merge_layers", "2", "20"]) == 2
+    rule = r"no valid DemsConfig: DemsConfig.merge_layers=\[2, 20\]: entry 20 is out of range"
+    assert re.search(rule, _one_line_error(capsys))
+
+
+def test_the_command_prints_no_traceback(small_checkpoint, tmp_path):
+    _truncate(small_checkpoint, keep=0.9)
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_dems.convert", str(small_checkpoint), str(tmp_path / "out")],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m modeling_dems.convert: error: "), result.stderr
+    assert "ref.pth as a PyTorch checkpoint: it is truncated" in lines[0]

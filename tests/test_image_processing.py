@@ -1,6 +1,9 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
+import transformers
 from PIL import Image
 
 from modeling_dems import DemsImageProcessor
@@ -101,9 +104,9 @@ def test_bad_inputs():
         DemsImageProcessor(num_channels=2)
     with pytest.raises(ValueError, match=r"num_channels=4 must be 1 \(grey\) or 3 \(RGB\)"):
         DemsImageProcessor()(_random_rgb(), num_channels=4)
-    two_channels = np.zeros((2, 16, 16), dtype=np.uint8)
-    with pytest.raises(ValueError):
-        DemsImageProcessor()(two_channels)
+    for two_channels in (np.zeros((2, 16, 16), dtype=np.uint8), np.zeros((16, 16, 2), dtype=np.uint8)):
+        with pytest.raises(ValueError, match=r"has no axis of 1, 3 or 4 channels .* 2-channel array is ambiguous"):
+            DemsImageProcessor()(two_channels)
 
 
 def test_processor_for_a_model_config():
@@ -116,3 +119,95 @@ def test_processor_for_a_model_config():
     assert pixels.shape == (1, 1, 64, 64)
     # an override wins over the config
     assert DemsImageProcessor.from_model_config(config, size={"height": 32, "width": 32}).size.height == 32
+
+
+def _plain(**kwargs) -> DemsImageProcessor:
+    """A processor that neither resizes (16x16 in, 16x16 out) nor normalises: its output is rescaled pixels."""
+    return DemsImageProcessor(size={"height": 16, "width": 16}, do_normalize=False, **kwargs)
+
+
+def _pixels(processor, image, **kwargs) -> np.ndarray:
+    return processor(image, return_tensors="pt", **kwargs)["pixel_values"][0].numpy()
+
+
+def test_a_16_bit_png_is_scaled_from_its_full_range(tmp_path):
+    # The grey level k of an 8-bit image is k * 257 in 16 bits (65535 = 255 * 257). PIL's own convert("RGB") clips
+    # I;16 at 255, which made this gradient 99.6% white.
+    levels = np.arange(256).reshape(16, 16)
+    Image.fromarray((levels * 257).astype(np.uint16)).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        assert image.mode == "I;16"
+        pixels = _pixels(_plain(), image)
+    for channel in pixels:
+        np.testing.assert_allclose(channel, levels / 255, rtol=0, atol=1e-6)
+    # without a resize nothing is rounded to 8 bits: 1000 / 65535, not 4 / 255
+    deep = np.full((16, 16), 1000, dtype=np.uint16)
+    np.testing.assert_allclose(_pixels(_plain(), deep, do_resize=False), 1000 / 65535, rtol=1e-6)
+    # 16-bit RGB arrays too, and a resize (to 32x32) keeps the scale: a flat image stays flat
+    flat = np.full((16, 16, 3), 40000, dtype=np.uint16)
+    np.testing.assert_allclose(_pixels(_plain(), flat, size={"height": 32, "width": 32}), round(40000 / 257) / 255)
+
+
+def test_float_images_follow_do_rescale_and_get_transformers_warning(caplog):
+    image = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)  # already in [0, 1]
+    expected = image.transpose(2, 0, 1)
+    np.testing.assert_allclose(_pixels(_plain(), image, do_rescale=False, do_resize=False), expected, rtol=1e-6)
+    # do_rescale=True divides by 255 as transformers' processors do, and now says so
+    transformers.utils.logging.warning_once.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        rescaled = _pixels(_plain(), image, do_resize=False)
+    assert "trying to rescale already rescaled images" in caplog.text and "do_rescale=False" in caplog.text
+    np.testing.assert_allclose(rescaled, expected / 255, rtol=1e-6)
+    # floats on the 0..255 scale are rescaled once, and resized after rounding to 8 bits (they used to be refused)
+    on_255_scale = np.full((16, 16, 3), 100.4, dtype=np.float32)
+    np.testing.assert_allclose(_pixels(_plain(), on_255_scale, do_resize=False), 100.4 / 255, rtol=1e-6)
+    np.testing.assert_allclose(_pixels(_plain(), on_255_scale), 100 / 255, rtol=1e-6)
+    # a PIL float image (mode F) is read as floats, not clipped to 8 bits
+    from_pil = _pixels(_plain(), Image.fromarray(image[..., 0]), do_rescale=False, do_resize=False)
+    np.testing.assert_allclose(from_pil, expected[:1].repeat(3, axis=0), rtol=1e-6)
+
+
+def test_bool_masks_are_black_and_white():
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[4:12, 2:6] = True
+    for image in (mask, torch.from_numpy(mask), Image.fromarray(mask)):
+        pixels = _pixels(_plain(), image)
+        for channel in pixels:  # True is 1.0 (white), not 1/255
+            np.testing.assert_array_equal(channel, mask.astype(np.float32))
+
+
+def test_wide_integer_images_are_8_bit_values_or_refused():
+    array = _random_rgb(16, 16)
+    np.testing.assert_array_equal(_pixels(_plain(), array.astype(np.int64)), _pixels(_plain(), array))
+    with pytest.raises(ValueError, match=r"int32 image with values in \[65535, 65535\]: .* must lie in \[0, 255\]"):
+        _plain()(np.full((16, 16), 65535, dtype=np.int32))
+    with pytest.raises(ValueError, match=r"int32 image with values in \[300, 300\]: .* uint16"):
+        _plain()(Image.fromarray(np.full((16, 16), 300, dtype=np.int32)))  # PIL mode I
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((0, 0, 3), dtype=np.uint8), r"image of shape \(0, 0, 3\) is empty"),
+        (np.zeros((16, 0), dtype=np.uint8), r"image of shape \(16, 0, 1\) is empty"),
+        (Image.new("RGB", (0, 0)), r"image of size 0x0 is empty"),
+        ([], r"images is an empty batch"),
+        (np.zeros((0, 16, 16, 3), dtype=np.uint8), r"images is an empty batch"),
+        (np.zeros(16, dtype=np.uint8), r"images of shape \(16,\): give one image"),
+        (np.full((16, 16, 3), np.nan, dtype=np.float32), r"image holds NaN or infinite values"),
+        (np.full((16, 16, 3), -1.5, dtype=np.float32), r"float image with values in \[-1.5, -1.5\]: with do_rescale"),
+        (np.zeros((16, 16, 3), dtype=np.complex64), r"image of dtype complex64 holds no pixel values"),
+    ],
+)
+def test_images_with_nothing_to_process_are_refused(images, message):
+    # An empty image used to become a constant image, and an empty list pixel_values of shape (0,).
+    with pytest.raises(ValueError, match=message):
+        _plain()(images)
+
+
+def test_normalised_floats_pass_through_only_without_resizing():
+    normalised = np.random.default_rng(2).normal(size=(3, 16, 16)).astype(np.float32)
+    kept = _pixels(_plain(), normalised, do_rescale=False, do_resize=False)
+    np.testing.assert_array_equal(kept, normalised)
+    with pytest.raises(ValueError, match=r"float image with values in .* cannot be resized.*do_resize=False"):
+        _plain()(normalised, do_rescale=False)

@@ -226,7 +226,7 @@ def test_soft_target_loss(small_config, pixels):
     one_hot = model(pixels, labels=torch.tensor([[0.0, 0, 1], [1, 0, 0]])).loss
     torch.testing.assert_close(one_hot, model(pixels, labels=torch.tensor([2, 0])).loss)
     assert model.config.problem_type == "single_label_classification"
-    with pytest.raises(ValueError, match=r"soft-target labels must have the logits' shape \(batch, num_labels\)"):
+    with pytest.raises(ValueError, match=r"soft-target labels must have shape \(2, 3\) .* got \(2, 5\)"):
         model(pixels, labels=torch.ones(2, 5) / 5)
 
 
@@ -243,6 +243,48 @@ def test_problem_type_rules(small_config, pixels):
     targets = torch.tensor([0.5, -1.0])
     outputs = model(pixels, labels=targets)
     torch.testing.assert_close(outputs.loss, ((outputs.logits.squeeze(-1) - targets) ** 2).mean())
+
+
+def test_integer_and_bool_labels_of_other_dtypes(small_config, pixels):
+    model = _eval_model(small_config)
+    with torch.no_grad():
+        logits = model(pixels).logits
+        # int32 class ids are class ids (cross_entropy itself wants int64)
+        expected = -(logits.log_softmax(-1)[0, 2] + logits.log_softmax(-1)[1, 0]) / 2
+        torch.testing.assert_close(model(pixels, labels=torch.tensor([2, 0], dtype=torch.int32)).loss, expected)
+        # bool labels are multi-hot targets, as transformers reads every dtype but int32/int64
+        multi_hot = torch.tensor([[True, False, True], [False, True, False]])
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, multi_hot.float())
+        torch.testing.assert_close(model(pixels, labels=multi_hot).loss, bce)
+
+
+def _model_for(config: DemsConfig, **fields):
+    values = {**config.to_dict(), "id2label": None, "label2id": None, "num_labels": config.num_labels}
+    return _eval_model(DemsConfig(**{**values, **fields}))
+
+
+@pytest.mark.parametrize(
+    ("fields", "labels", "error", "message"),
+    [
+        ({}, torch.tensor([0, 3]), ValueError, r"class id 3, out of range: .* in \[0, num_labels\) = \[0, 3\)"),
+        ({}, torch.tensor([-1, 0]), ValueError, r"class id -1, out of range"),
+        ({}, torch.tensor([0, 1, 2]), ValueError, r"class-id labels must have shape \(2,\) .* got \(3,\)"),
+        ({}, torch.tensor([[0], [1]]), ValueError, r"class-id labels must have shape \(2,\) .* got \(2, 1\)"),
+        ({}, torch.ones(2, 4), ValueError, r"multi-label \(multi-hot\) labels must have shape \(2, 3\) .*\(2, 4\)"),
+        ({}, [0, 1], TypeError, r"labels must be a torch.Tensor, got list"),
+        ({"problem_type": "single_label_classification"}, torch.ones(2, 3, dtype=torch.bool), TypeError,
+         r"bool labels are multi-hot targets"),
+        ({"problem_type": "multi_label_classification"}, torch.tensor([0, 1]), ValueError,
+         r"multi-label \(multi-hot\) labels must have shape \(2, 3\) .* got \(2,\)"),
+        ({"num_labels": 1}, torch.ones(3), ValueError, r"regression labels must have shape \(2,\) or \(2, 1\) .*3,"),
+        ({"problem_type": "regression"}, torch.ones(2), ValueError, r"regression labels must have shape \(2, 3\)"),
+    ],
+)
+def test_bad_labels_are_named_before_the_loss(small_config, pixels, fields, labels, error, message):
+    # Without the check: IndexError "Target 3 is out of bounds" on CPU, a device-side assert on a GPU, or a size
+    # error from inside torch.
+    with pytest.raises(error, match=message):
+        _model_for(small_config, **fields)(pixels, labels=labels)
 
 
 def test_backward_reaches_every_parameter(small_config, pixels):

@@ -67,6 +67,19 @@ def test_grey_image_feeds_three_channels_and_one_channel():
     torch.testing.assert_close(three[:1], one)
 
 
+def test_a_16_bit_image_trains_on_the_pixels_the_processor_gives():
+    # PIL's convert("RGB") clips I;16 at 255: training would have seen white where the processor sees the gradient.
+    from modeling_dems import DemsImageProcessor
+
+    levels = np.arange(256).reshape(16, 16)
+    deep = Image.fromarray((levels * 257).astype(np.uint16))
+    trained_on = ResizeNormalize(16, (0.0,) * 3, (1.0,) * 3)(deep)
+    for channel in trained_on:
+        np.testing.assert_allclose(channel.numpy(), levels / 255, rtol=0, atol=1e-6)
+    processor = DemsImageProcessor(size={"height": 16, "width": 16}, do_normalize=False)
+    torch.testing.assert_close(processor(deep, return_tensors="pt")["pixel_values"][0], trained_on)
+
+
 def test_random_resized_crop_box_respects_scale():
     random.seed(0)
     for _ in range(200):

@@ -129,3 +129,15 @@ def test_offline_hub_failure_is_one_line_with_the_way_out(tmp_path):
 def test_a_column_without_images_is_refused():
     with pytest.raises(UserInputError, match=r"--image_column='label' holds .*not images"):
         load_data(dataset="digits", image_column="label")
+
+
+def test_an_empty_class_folder_is_refused_in_train_but_may_be_in_held_out(tmp_path):
+    make_folder(tmp_path, broken=False)
+    (tmp_path / "train" / "bird").mkdir()
+    with pytest.raises(UserInputError, match=r"the class folder\(s\) \['bird'\] hold no readable images"):
+        load_data(train_dir=str(tmp_path))
+    (tmp_path / "train" / "bird").rmdir()
+    for image in (tmp_path / "val" / "dog").iterdir():
+        image.unlink()
+    data = load_data(train_dir=str(tmp_path))
+    assert data.class_names == ["cat", "dog"] and sorted(data.eval["label"]) == [0, 0]

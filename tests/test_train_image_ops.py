@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 import torch
-from benchmark_helpers import benchmark_module
 from PIL import Image, ImageEnhance
 
+from benchmarks import baseline_transforms
 from dems_training import image_ops
 from dems_training.augmentation import (
     AugmentationSchedule,
@@ -35,8 +35,7 @@ def assert_within_one_level(levels: torch.Tensor) -> None:
 
 @pytest.fixture(scope="module")
 def baseline():
-    with benchmark_module("baseline_transforms") as module:
-        yield module
+    return baseline_transforms
 
 
 def pixels_of(image: Image.Image) -> np.ndarray:

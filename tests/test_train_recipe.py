@@ -5,8 +5,8 @@ from train_helpers import single_torch_thread  # noqa: F401  (autouse)
 
 import train
 from dems_training import UserInputError
+from dems_training.config_overrides import parse_config_overrides
 from dems_training.data_sets import DATASET_PRESETS
-from dems_training.modeling import parse_config_overrides
 from dems_training.recipe import recipe_defaults
 
 

@@ -1,0 +1,156 @@
+"""train.py's user errors: each is one line on stderr (`train.py: error: ...`), exit code 2, no stack trace, and
+nothing is written into --output_dir. Every case here used to print a traceback or, worse, to exit 0."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+from reference_dems import random_reference_state_dict
+from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from transformers.trainer_callback import TrainerState
+
+import train
+from modeling_dems import DemsConfig, DemsForImageClassification
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A save_pretrained folder of a tiny model with the digits' 10 classes."""
+    folder = tmp_path_factory.mktemp("saved") / "model"
+    config = DemsConfig(
+        image_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, merge_layers=[2, 3],
+        num_merged_tokens=[16, 8], mlp_ratios=[2.0, 2.0, 2.0], num_labels=10,
+    )  # fmt: skip
+    DemsForImageClassification(config).save_pretrained(folder)
+    return folder
+
+
+def _cut_short(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _copy_of(saved_model, tmp_path):
+    return shutil.copytree(saved_model, tmp_path / "model")
+
+
+def epochs(tmp_path, value):
+    return ["--num_train_epochs", value], rf"--num_train_epochs={float(value)} must be positive"
+
+
+def empty_class_folder(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "data" / name / f"{i}.png")
+    (tmp_path / "data" / "bird").mkdir()
+    return ["--train_dir", str(tmp_path / "data")], r"the class folder\(s\) \['bird'\] hold no readable images"
+
+
+def missing_resume_checkpoint(tmp_path):
+    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], r"checkpoint-7' does not exist"
+
+
+def resume_checkpoint_is_a_file(tmp_path):
+    (tmp_path / "checkpoint-7").write_text("x")
+    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], r"checkpoint-7' is a file; give a checkpoint"
+
+
+def torn_resume_checkpoint(tmp_path):
+    folder = tmp_path / "checkpoint-7"
+    folder.mkdir()
+    torch.save({}, folder / "pytorch_model.bin")
+    TrainerState(global_step=7).save_to_json(str(folder / "trainer_state.json"))
+    _cut_short(folder / "trainer_state.json")
+    return ["--resume_from_checkpoint", str(folder)], r"cannot be resumed: trainer_state.json does not parse"
+
+
+def model_path_is_a_file(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 8)
+    return ["--model_name_or_path", str(tmp_path / "weights.bin")], r"weights.bin' is a file; give a folder"
+
+
+def torn_weights(tmp_path, saved_model):
+    folder = _copy_of(saved_model, tmp_path)
+    _cut_short(folder / "model.safetensors")
+    return ["--model_name_or_path", str(folder)], r"model' cannot be loaded: .*incomplete metadata"
+
+
+def config_with_a_string_number(tmp_path, saved_model):
+    folder = _copy_of(saved_model, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_size": "32"}))
+    return ["--model_name_or_path", str(folder)], r"'hidden_size' expected int, got str \(value: '32'\)"
+
+
+def truncated_reference_checkpoint(tmp_path):
+    state_dict = random_reference_state_dict(dim=32, patch=2, image_size=16, channels=3, depth=4, classes=10,
+                                             merged=(10, 3))  # fmt: skip
+    torch.save({"model": state_dict}, tmp_path / "ref.pth")
+    _cut_short(tmp_path / "ref.pth")
+    return ["--model_name_or_path", str(tmp_path / "ref.pth")], r"cannot read .*ref.pth as a PyTorch checkpoint"
+
+
+def float_merge_layer(tmp_path):
+    return ["--config_overrides", "image_size=16,merge_layers=[2.5,3]"], r"'merge_layers' with value \[2.5, 3\]"
+
+
+CASES = {
+    "zero epochs": lambda tmp_path, _: epochs(tmp_path, "0"),
+    "negative epochs": lambda tmp_path, _: epochs(tmp_path, "-1"),
+    "empty class folder": lambda tmp_path, _: empty_class_folder(tmp_path),
+    "missing --resume_from_checkpoint": lambda tmp_path, _: missing_resume_checkpoint(tmp_path),
+    "--resume_from_checkpoint is a file": lambda tmp_path, _: resume_checkpoint_is_a_file(tmp_path),
+    "torn --resume_from_checkpoint": lambda tmp_path, _: torn_resume_checkpoint(tmp_path),
+    "--model_name_or_path is a file": lambda tmp_path, _: model_path_is_a_file(tmp_path),
+    "torn model.safetensors": torn_weights,
+    "config.json with a string number": config_with_a_string_number,
+    "truncated reference .pth": lambda tmp_path, _: truncated_reference_checkpoint(tmp_path),
+    "merge layer 2.5": lambda tmp_path, _: float_merge_layer(tmp_path),
+}
+
+
+def _error_line(capsys) -> str:
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_user_errors_are_one_line_and_write_nothing(tmp_path, saved_model, capsys, case):
+    extra, message = CASES[case](tmp_path, saved_model)
+    output_dir = tmp_path / "out"
+    assert train.main(tiny_run_args(output_dir, "--max_train_samples", "16", *extra)) == 2
+    assert re.search(message, _error_line(capsys))
+    assert not output_dir.exists()
+
+
+def test_an_output_dir_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
+    mine = tmp_path / "results.txt"
+    mine.write_text("my own results")
+    assert train.main(tiny_run_args(mine, "--max_steps", "1")) == 2
+    assert re.search(r"--output_dir='.*results.txt' is a file; give a folder", _error_line(capsys))
+    assert mine.read_text() == "my own results"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"args.json: cannot read the arguments file \(No such file or directory\)"),
+        ('{"output_dir": ', r"args.json: the arguments file is not valid JSON"),
+        ('["--output_dir", "OUT"]', r"args.json must hold a JSON object of flags"),
+        ('{"output_dir": "OUT", "learning_rat": 1e-3}', r"not used by the HfArgumentParser: \['learning_rat'\]"),
+    ],
+)
+def test_a_bad_arguments_file_is_one_line(tmp_path, capsys, content, message):
+    arguments = tmp_path / "args.json"
+    if content is not None:
+        arguments.write_text(content.replace("OUT", str(tmp_path / "out")))
+    assert train.main([str(arguments)]) == 2
+    assert re.search(message, _error_line(capsys))
+    assert not (tmp_path / "out").exists()
