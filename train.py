@@ -34,16 +34,15 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from dems_training import UserInputError, report_user_error
-from dems_training.augmentation import AugmentationSchedule, ResizeNormalize, ScheduledAugmentation
-from dems_training.callbacks import AugmentationScheduleCallback
 from dems_training.cpu_memory import keep_freed_memory
 from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, preset_for
+from dems_training.input_pipeline import build_input_pipeline
 from dems_training.metrics import TopKAccuracy
-from dems_training.mixup import MixupCutmixCollator, default_collator
+from dems_training.mixup import default_collator
 from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
-from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
+from dems_training.torch_data import TransformedImageDataset
 from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
 
 
@@ -170,6 +169,11 @@ class RecipeArguments:
     )
     crop_scale_min: float | None = field(default=None, metadata={"help": "Random-resized-crop minimum area (0.2)."})
     hflip_prob: float | None = field(default=None, metadata={"help": "Horizontal flip probability (0.5)."})
+    augment_on_device: bool = field(
+        default=False,
+        metadata={"help": "Data loader workers only decode, crop, resize and flip (uint8); colour jitter, greyscale, "
+                  "solarize, normalisation and mixup/cutmix run batched on the training device (GPU or CPU)."},
+    )
     decay_all_parameters: bool = field(
         default=True,
         metadata={"help": "Weight decay on every parameter, as the reference (False: Trainer's choice, no decay on "
@@ -282,22 +286,7 @@ def run(argv: list[str]) -> dict:
     model = build_model(model_args, recipe_args, preset, data.class_names)
     image_processor = build_image_processor(model_args.model_name_or_path, model.config, preset)
 
-    size, channels = model.config.image_size, model.config.num_channels
-    mean, std = image_processor.image_mean, image_processor.image_std
-    if recipe_args.augmentation_schedule:
-        p0 = recipe_args.augmentation_p0
-        if p0 is None:  # the reference: 0.6 for tiny, 0.8 for small
-            p0 = recipe_args.augmentation_p0 = 0.8 if model.config.hidden_size >= 384 else 0.6
-        train_transform = ScheduledAugmentation(
-            size, mean, std, channels,
-            schedule=AugmentationSchedule(p0, p0, p0, decaying=recipe_args.augmentation_decay),
-            crop_scale=(recipe_args.crop_scale_min, 1.0),
-            hflip_prob=recipe_args.hflip_prob,
-        )
-        callbacks = [AugmentationScheduleCallback(train_transform)]
-    else:
-        train_transform, callbacks = ResizeNormalize(size, mean, std, channels), []
-
+    pipeline = build_input_pipeline(recipe_args, model.config, image_processor)
     train_split = data.train
     if data_args.train_samples_per_class is not None:
         seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
@@ -306,19 +295,11 @@ def run(argv: list[str]) -> dict:
                     f"({data_args.train_samples_per_class} per class, seed {seed})")
     train_dataset = TransformedImageDataset(
         subset(train_split, data_args.max_train_samples, "--max_train_samples"),
-        data.image_column, data.label_column, train_transform,
+        data.image_column, data.label_column, pipeline.train_transform,
     )
     eval_dataset = TransformedImageDataset(
         subset(data.eval, data_args.max_eval_samples, "--max_eval_samples"),
-        data.image_column, data.label_column, ProcessorTransform(image_processor),
-    )
-    mixer = MixupCutmixCollator(
-        num_classes=model.config.num_labels,
-        mixup_alpha=recipe_args.mixup_alpha,
-        cutmix_alpha=recipe_args.cutmix_alpha,
-        mix_prob=recipe_args.mixup_prob,
-        switch_prob=recipe_args.mixup_switch_prob,
-        label_smoothing=recipe_args.label_smoothing,
+        data.image_column, data.label_column, pipeline.eval_transform,
     )
     top_k = TopKAccuracy(top_k=(1, 5))
 
@@ -327,12 +308,13 @@ def run(argv: list[str]) -> dict:
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
         eval_dataset=eval_dataset if training_args.do_eval else None,
-        data_collator=mixer,
+        data_collator=pipeline.train_collator,
         eval_data_collator=default_collator,
         compute_metrics=top_k,
         preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
         processing_class=image_processor,
-        callbacks=callbacks,
+        callbacks=pipeline.callbacks,
+        batch_augmentation=pipeline.batch_augmentation,
         decay_all_parameters=recipe_args.decay_all_parameters,
         epoch_schedule=EpochLearningRateSchedule(recipe_args.warmup_epochs, recipe_args.min_learning_rate)
         if recipe_args.epoch_lr_schedule

@@ -1,4 +1,4 @@
-"""Image transforms without torchvision (PIL + numpy), and the DEMS augmentation schedule.
+"""Image transforms without torchvision (PIL, NumPy and torch on uint8), and the DEMS augmentation schedule.
 
 Pretrain train transform, rebuilt every epoch e of E in the reference:
     RandomResizedCrop(S, scale (0.2, 1), bicubic) -> colour jitter with prob p(e) -> greyscale with prob p(e)
@@ -7,17 +7,31 @@ Pretrain train transform, rebuilt every epoch e of E in the reference:
 Here the transform is built once and reads the epoch from a shared-memory tensor, so data loader workers (forked or
 spawned, persistent or not) see every `set_epoch` the main process makes. Randomness comes from Python's `random`,
 which PyTorch seeds differently in every worker and Trainer seeds in the main process.
+
+The per-image work is in image_ops.py (uint8 throughout; float32 only for the normalised output). With
+`--augment_on_device` the CPU keeps the crop, resize and flip (`RandomResizedCropFlip`, uint8 out) and the colour
+operations, normalisation and mixing run batched on the training device (batch_augmentation.py).
 """
 
 import math
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 from modeling_dems.image_processing_dems import to_8_bit
+
+from .image_ops import (
+    TORCH_RESAMPLING,
+    Normalizer,
+    as_pil,
+    as_tensor,
+    color_jitter,
+    grayscale,
+    resize_crop,
+    solarize,
+)
 
 
 def mode_for_channels(num_channels: int) -> str:
@@ -70,6 +84,27 @@ class AugmentationSchedule:
         }
 
 
+class EpochScheduled:
+    """The schedule and the epoch it is at, for a transform on the CPU (read in every data loader worker) or on the
+    training device (read in the main process). Call `start_schedule` from `__init__`."""
+
+    def start_schedule(self, schedule: AugmentationSchedule | None) -> None:
+        self.schedule = schedule
+        # [epoch, total epochs] in shared memory: written by the main process, read by every worker.
+        self._epoch_state = torch.zeros(2, dtype=torch.float64).share_memory_()
+
+    def set_epoch(self, epoch: float, total_epochs: float) -> None:
+        self._epoch_state[0] = float(epoch)
+        self._epoch_state[1] = float(total_epochs)
+
+    @property
+    def epoch(self) -> tuple[float, float]:
+        return float(self._epoch_state[0]), float(self._epoch_state[1])
+
+    def current_probabilities(self) -> dict[str, float]:
+        return self.schedule.probabilities(*self.epoch)
+
+
 def random_resized_crop_box(width: int, height: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple:
     """torchvision's RandomResizedCrop box: area fraction in `scale`, aspect ratio log-uniform in `ratio`, ten
     tries, then the central crop clamped to `ratio`."""
@@ -95,41 +130,39 @@ def random_resized_crop_box(width: int, height: int, scale=(0.2, 1.0), ratio=(3 
     return left, top, left + w, top + h
 
 
-def shift_hue(image: Image.Image, hue: float) -> Image.Image:
-    """Rotate the hue by `hue` of a turn (torchvision's adjust_hue), via PIL's 8-bit HSV."""
-    h, s, v = image.convert("HSV").split()
-    shifted = (np.asarray(h, dtype=np.int16) + int(round(hue * 255))) % 256
-    return Image.merge("HSV", (Image.fromarray(shifted.astype(np.uint8)), s, v)).convert("RGB")
+def hflip(pixels: torch.Tensor) -> torch.Tensor:
+    """Mirror left to right."""
+    return pixels.flip(-1)
 
 
-def color_jitter(image: Image.Image, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1) -> Image.Image:
-    """torchvision's ColorJitter: the four adjustments in random order, factors uniform in [1-x, 1+x] (hue in
-    [-x, x]). Saturation and hue leave a grey image alone."""
-    ops = [
-        lambda im: ImageEnhance.Brightness(im).enhance(random.uniform(1 - brightness, 1 + brightness)),
-        lambda im: ImageEnhance.Contrast(im).enhance(random.uniform(1 - contrast, 1 + contrast)),
-    ]
-    if image.mode == "RGB":
-        ops.append(lambda im: ImageEnhance.Color(im).enhance(random.uniform(1 - saturation, 1 + saturation)))
-        ops.append(lambda im: shift_hue(im, random.uniform(-hue, hue)))
-    random.shuffle(ops)
-    for op in ops:
-        image = op(image)
-    return image
+class RandomResizedCropFlip:
+    """Random resized crop (bicubic) and horizontal flip on uint8: PIL image in, uint8 (C, S, S) tensor out. The
+    CPU's share of `--augment_on_device`, and the first and last steps of `ScheduledAugmentation`."""
+
+    def __init__(self, size: int, num_channels: int = 3, crop_scale: tuple = (0.2, 1.0), hflip_prob: float = 0.5):
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale={tuple(crop_scale)} must satisfy 0 < min <= max <= 1.")
+        if not 0.0 <= hflip_prob <= 1.0:
+            raise ValueError(f"hflip_prob={hflip_prob} must be a probability in [0, 1].")
+        self.size, self.mode = size, mode_for_channels(num_channels)
+        self.crop_scale, self.hflip_prob = tuple(crop_scale), hflip_prob
+
+    def random_crop(self, image: Image.Image) -> Image.Image | torch.Tensor:
+        """Crop a random box and resize it to S x S (the box is cut out first, as torchvision's resized_crop)."""
+        image = to_mode(image, self.mode)
+        box = random_resized_crop_box(*image.size, scale=self.crop_scale)
+        return resize_crop(image, box, (self.size, self.size), Image.Resampling.BICUBIC)
+
+    def random_flip(self, pixels: torch.Tensor) -> torch.Tensor:
+        return hflip(pixels) if random.random() < self.hflip_prob else pixels
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.random_flip(as_tensor(self.random_crop(image)))
 
 
-def to_normalized_tensor(image: Image.Image, mean, std) -> torch.Tensor:
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    if array.ndim == 2:
-        array = array[:, :, None]
-    array = (array - np.asarray(mean, dtype=np.float32)[: array.shape[2]]) / np.asarray(std, dtype=np.float32)[
-        : array.shape[2]
-    ]
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
-class ScheduledAugmentation:
-    """The pretrain train transform: PIL image in, normalised (C, S, S) float tensor out."""
+class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
+    """The pretrain train transform: PIL image in, normalised (C, S, S) float tensor out. Colour operations run in
+    PIL on uint8, and only on the images they are drawn for."""
 
     def __init__(
         self,
@@ -142,52 +175,92 @@ class ScheduledAugmentation:
         hflip_prob: float = 0.5,
         solarize_threshold: int = 128,
     ):
-        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
-            raise ValueError(f"crop_scale={tuple(crop_scale)} must satisfy 0 < min <= max <= 1.")
-        if not 0.0 <= hflip_prob <= 1.0:
-            raise ValueError(f"hflip_prob={hflip_prob} must be a probability in [0, 1].")
-        self.size, self.mean, self.std = size, tuple(mean), tuple(std)
-        self.mode = mode_for_channels(num_channels)
-        self.schedule = schedule or AugmentationSchedule()
-        self.crop_scale, self.hflip_prob, self.solarize_threshold = tuple(crop_scale), hflip_prob, solarize_threshold
-        # [epoch, total epochs] in shared memory: written by the main process, read by every worker.
-        self._epoch_state = torch.zeros(2, dtype=torch.float64).share_memory_()
-
-    def set_epoch(self, epoch: float, total_epochs: float) -> None:
-        self._epoch_state[0] = float(epoch)
-        self._epoch_state[1] = float(total_epochs)
-
-    @property
-    def epoch(self) -> tuple[float, float]:
-        return float(self._epoch_state[0]), float(self._epoch_state[1])
-
-    def current_probabilities(self) -> dict[str, float]:
-        return self.schedule.probabilities(*self.epoch)
+        super().__init__(size, num_channels, crop_scale, hflip_prob)
+        self.start_schedule(schedule or AugmentationSchedule())
+        self.normalize = Normalizer(mean, std)
+        self.solarize_threshold = solarize_threshold
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        p = self.current_probabilities()
-        image = to_mode(image, self.mode)
-        box = random_resized_crop_box(*image.size, scale=self.crop_scale)
-        image = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=box)
+        return self.finish(self.colour(self.random_crop(image), self.current_probabilities()))
+
+    def colour(self, picture: Image.Image | torch.Tensor, p: dict[str, float]) -> torch.Tensor:
+        """Colour jitter, greyscale and solarize, each drawn with its probability in `p`; uint8 (C, S, S) out. The
+        picture becomes a PIL image only when jitter or greyscale is drawn."""
         if random.random() < p["color_jitter"]:
-            image = color_jitter(image)
+            picture = color_jitter(as_pil(picture))
         if random.random() < p["grayscale"] and self.mode == "RGB":
-            image = image.convert("L").convert("RGB")
+            picture = grayscale(as_pil(picture))
+        pixels = as_tensor(picture)
         if random.random() < p["solarize"]:
-            image = ImageOps.solarize(image, threshold=self.solarize_threshold)
-        if random.random() < self.hflip_prob:
-            image = ImageOps.mirror(image)
-        return to_normalized_tensor(image, self.mean, self.std)
+            pixels = solarize(pixels, self.solarize_threshold)
+        return pixels
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The flip (drawn), then the normalised float32 tensor."""
+        return self.normalize(self.random_flip(pixels))
+
+
+def _side(size, name: str) -> int | None:
+    """`size.height` of a processor's SizeDict, or `size["height"]` of a plain dict."""
+    if size is None:
+        return None
+    return size.get(name) if isinstance(size, dict) else getattr(size, name, None)
 
 
 class ResizeNormalize:
-    """Resize to S x S (bicubic) and normalise: the finetune train transform and, through the image processor, the
-    eval transform. Kept in PIL here so train-time tensors need no processor call per image."""
+    """Resize to S x S (bicubic by default), optionally centre-crop, and normalise: the finetune train transform
+    and the held-out transform (`from_image_processor`). With `normalize=False` it returns the uint8 pixels (the CPU's
+    share under `--augment_on_device`)."""
 
-    def __init__(self, size: int, mean, std, num_channels: int = 3):
-        self.size, self.mean, self.std = size, tuple(mean), tuple(std)
+    def __init__(
+        self,
+        size,
+        mean,
+        std,
+        num_channels: int = 3,
+        resample=Image.Resampling.BICUBIC,
+        crop_size: tuple[int, int] | None = None,
+        normalize: bool = True,
+    ):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.mode = mode_for_channels(num_channels)
+        self.resample, self.crop_size = resample, crop_size
+        if crop_size is not None and (crop_size[0] > self.size[0] or crop_size[1] > self.size[1]):
+            raise ValueError(f"crop_size={crop_size} must fit inside the resized size={self.size}.")
+        self.normalize = Normalizer(mean, std) if normalize else None
+
+    @classmethod
+    def from_image_processor(cls, image_processor) -> "ResizeNormalize | None":
+        """The processor's resize, centre crop, rescale and normalise as one fast transform (within one level of 255
+        of the processor's output but for a few pixels in a million, which are within two: image_ops.py); None when
+        the processor does something else (another filter, a shortest-edge size, padding, no normalisation, no
+        `num_channels`...), or is not a PIL-backend processor of this shape."""
+        p = image_processor
+        settings = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor",
+                    "do_normalize", "image_mean", "image_std", "num_channels")
+        if any(getattr(p, name, None) is None for name in settings if name not in ("do_center_crop", "crop_size")):
+            return None
+        height, width = _side(p.size, "height"), _side(p.size, "width")
+        crop = (_side(p.crop_size, "height"), _side(p.crop_size, "width")) if p.do_center_crop else None
+        if not (p.do_resize and height and width and p.do_rescale and p.do_normalize):
+            return None
+        if not math.isclose(p.rescale_factor, 1 / 255) or getattr(p, "do_pad", None):
+            return None
+        if crop is not None and not (crop[0] and crop[1] and crop[0] <= height and crop[1] <= width):
+            return None
+        if Image.Resampling(p.resample) not in TORCH_RESAMPLING or p.num_channels not in (1, 3):
+            return None
+        return cls((height, width), p.image_mean, p.image_std, p.num_channels, Image.Resampling(p.resample), crop)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = to_mode(image, self.mode).resize((self.size, self.size), Image.Resampling.BICUBIC)
-        return to_normalized_tensor(image, self.mean, self.std)
+        pixels = self.resize(image)
+        return pixels if self.normalize is None else self.normalize(pixels)
+
+    def resize(self, image: Image.Image) -> torch.Tensor:
+        """Resize, then centre-crop (as transformers' center_crop): uint8 (C, H, W)."""
+        pixels = as_tensor(resize_crop(to_mode(image, self.mode), None, self.size, self.resample))
+        if self.crop_size is not None:
+            height, width = self.crop_size
+            top, left = (self.size[0] - height) // 2, (self.size[1] - width) // 2
+            pixels = pixels[:, top:top + height, left:left + width]
+        return pixels

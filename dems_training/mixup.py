@@ -11,7 +11,7 @@ import torch
 
 def smoothed_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
     off = smoothing / num_classes
-    targets = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32)
+    targets = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32, device=labels.device)
     return targets.scatter_(1, labels.long().view(-1, 1), 1.0 - smoothing + off)
 
 
@@ -62,8 +62,11 @@ class MixupCutmixCollator:
         return random.betavariate(alpha, alpha), use_cutmix
 
     def __call__(self, examples: list[dict]) -> dict:
-        pixel_values = torch.stack([e["pixel_values"] for e in examples])
-        labels = torch.tensor([int(e["labels"]) for e in examples])
+        pixel_values, targets = self.mix(*stack_examples(examples))
+        return {"pixel_values": pixel_values, "labels": targets}
+
+    def mix(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix a stacked batch (on any device; `pixel_values` may be changed in place) -> (pixels, soft targets)."""
         lam, use_cutmix = self.sample()
         if lam < 1.0:
             flipped = pixel_values.flip(0)
@@ -77,12 +80,14 @@ class MixupCutmixCollator:
                 pixel_values = pixel_values * lam + flipped * (1.0 - lam)
         targets = smoothed_one_hot(labels, self.num_classes, self.label_smoothing)
         targets = targets * lam + targets.flip(0) * (1.0 - lam)
-        return {"pixel_values": pixel_values, "labels": targets}
+        return pixel_values, targets
+
+
+def stack_examples(examples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([e["pixel_values"] for e in examples]), torch.tensor([int(e["labels"]) for e in examples])
 
 
 def default_collator(examples: list[dict]) -> dict:
-    """Held-out batches: plain stacking, integer labels."""
-    return {
-        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
-        "labels": torch.tensor([int(e["labels"]) for e in examples]),
-    }
+    """Held-out batches, and training batches mixed on the device: plain stacking, integer labels."""
+    pixel_values, labels = stack_examples(examples)
+    return {"pixel_values": pixel_values, "labels": labels}

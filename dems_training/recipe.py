@@ -17,6 +17,9 @@ from . import UserInputError
 
 STAGES = ("pretrain", "finetune")
 REFERENCE_BATCH = 256  # the peak learning rate is given per 256 images
+# Default data loader workers per process are capped: each holds two batches ahead (at 256 px a float batch of 256
+# images is 200 MB), so memory grows with every worker.
+MAX_DEFAULT_WORKERS = 16
 
 COMMON_DEFAULTS = {
     "global_batch_size": 256,
@@ -86,6 +89,38 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask, which taskset, cgroup cpusets and SLURM set)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def processes_on_node() -> int:
+    """Training processes on this machine: LOCAL_WORLD_SIZE (torchrun, accelerate launch), else WORLD_SIZE."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes: int) -> dict:
+    """Workers, persistence and pinning for the data loaders, where the user set none of them.
+
+    On CUDA each process gets its share of the node's cores less one (its own: it launches the GPU work), at least
+    one worker; workers persist across epochs (no re-forking, the schedule reaches them through shared memory) and
+    batches are pinned for asynchronous copies. On the CPU the loading stays in the training process: a tiny-32
+    training step of 32 images takes about 7 s there (benchmarks/RESULTS.md) and their transforms a few
+    milliseconds, so workers would only take cores from the model."""
+    if use_cuda:
+        workers = min(max(cpus // max(local_processes, 1) - 1, 1), MAX_DEFAULT_WORKERS)
+    else:
+        workers = 0
+    workers = given.get("dataloader_num_workers", workers)
+    return {
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": use_cuda and workers > 0,
+        "dataloader_pin_memory": use_cuda,
+    }
+
+
 def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict:
     """Defaults for every recipe-controlled option the user did not give, from the stage, the data set preset and
     the derived quantities."""
@@ -99,6 +134,8 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     if processes > 1 and not torch.cuda.is_available():
         # torchrun on a machine without GPUs: TrainingArguments only sets up gloo DDP when told to use the CPU.
         defaults["use_cpu"] = True
+    use_cuda = torch.cuda.is_available() and not given.get("use_cpu", defaults.get("use_cpu", False))
+    defaults.update(data_loader_defaults(given, use_cuda, usable_cpus(), processes_on_node()))
 
     def effective(name):
         return given.get(name, defaults.get(name))

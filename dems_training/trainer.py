@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from transformers import Trainer
 
 from modeling_dems.modeling_dems import soft_target_cross_entropy
@@ -24,7 +25,9 @@ class EpochLearningRateSchedule:
 
 
 class DemsTrainer(Trainer):
-    """- Held-out batches are collated by `eval_data_collator` (plain stacking, integer labels), while training
+    """- With `batch_augmentation` (`--augment_on_device`), each training batch arrives as uint8 pixels and integer
+      labels and is augmented, normalised and mixed on the training device before the forward pass.
+    - Held-out batches are collated by `eval_data_collator` (plain stacking, integer labels), while training
       batches go through the mixup/cutmix collator given as `data_collator`.
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
       weights out); `decay_all_parameters=False` restores Trainer's choice.
@@ -41,11 +44,13 @@ class DemsTrainer(Trainer):
         self,
         *args,
         eval_data_collator=None,
+        batch_augmentation=None,
         decay_all_parameters: bool = True,
         epoch_schedule: EpochLearningRateSchedule | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.batch_augmentation = batch_augmentation
         self.eval_data_collator = eval_data_collator
         self.decay_all_parameters = decay_all_parameters
         self.epoch_schedule = epoch_schedule
@@ -61,6 +66,13 @@ class DemsTrainer(Trainer):
         outputs = model(**{name: value for name, value in inputs.items() if name != "labels"})
         loss = soft_target_cross_entropy(outputs.logits, labels)
         return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.batch_augmentation is not None:
+            inputs = self._prepare_inputs(inputs)  # on the device; Trainer's own call below then moves nothing
+            with torch.no_grad():
+                inputs = {**inputs, **self.batch_augmentation(inputs["pixel_values"], inputs["labels"])}
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.epoch_schedule is None or self.lr_scheduler is not None:
