@@ -212,6 +212,9 @@ def load_data(
     seed: int = 42,
 ) -> LoadedData:
     """Load train and held-out data for `train.py` and check the image and label columns."""
+    if train_dir is not None and data_dir is not None:
+        raise UserInputError(f"--train_dir={train_dir!r} and --data_dir={data_dir!r}: give one source of images, an "
+                             "image folder or an IDX release, not both.")
     preset = preset_for(dataset, train_dir)
     image_column = image_column or preset.image_column
     label_column = label_column or preset.label_column

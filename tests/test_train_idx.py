@@ -144,6 +144,11 @@ def test_data_dir_gives_the_hub_columns_and_fashion_names(tmp_path):
     assert "Fashion-MNIST IDX release in" in data.source
 
 
+def test_data_dir_and_train_dir_together_are_refused(tmp_path):
+    with pytest.raises(UserInputError, match="give one source of images"):
+        load_data(dataset="fashion_mnist", data_dir=str(tmp_path), train_dir=str(tmp_path))
+
+
 def test_data_dir_for_a_data_set_without_an_idx_release_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="--data_dir=.*--dataset='cifar10' does not have"):
         load_data(dataset="cifar10", data_dir=str(tmp_path))
