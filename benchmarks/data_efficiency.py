@@ -131,8 +131,9 @@ def check_settings(settings: StudySettings) -> None:
         raise UserInputError(f"--jobs={settings.jobs} and --threads={settings.threads} must be at least 1.")
 
 
-def plan_runs(settings: StudySettings) -> list[RunSpec]:
-    """Seed by seed, size by size: a study stopped early still holds whole comparisons."""
+def plan_runs(settings: StudySettings, num_classes: int) -> list[RunSpec]:
+    """Seed by seed, size by size: a study stopped early still holds whole comparisons. A subset holds
+    samples_per_class x num_classes images."""
     sizes = sorted(settings.samples_per_class)
     if len(settings.images_seen) == 1:
         budgets = dict.fromkeys(sizes, settings.images_seen[0])
@@ -144,21 +145,10 @@ def plan_runs(settings: StudySettings) -> list[RunSpec]:
             for arm in settings.arms:
                 if arm == "dems-constant" and k not in (sizes[0], sizes[-1]):
                     continue  # the schedule ablation: smallest and largest size only
-                epochs = max(1, round(budgets[k] / k / num_classes_hint(settings)))
+                epochs = max(1, round(budgets[k] / k / num_classes))
                 warmup = min(round(settings.warmup_fraction * epochs), epochs - 1)
                 runs.append(RunSpec(arm, k, seed, epochs, warmup))
     return runs
-
-
-_NUM_CLASSES: dict[str, int] = {}
-
-
-def num_classes_hint(settings: StudySettings) -> int:
-    """Classes of the data set, read once (the subset has samples_per_class x classes images)."""
-    key = f"{settings.dataset}|{settings.data_dir}|{settings.train_dir}"
-    if key not in _NUM_CLASSES:
-        _NUM_CLASSES[key] = len(load_study_data(settings).class_names)
-    return _NUM_CLASSES[key]
 
 
 def load_study_data(settings: StudySettings):
@@ -226,7 +216,8 @@ def eval_at_half(output_dir: str, max_steps: int) -> dict:
             "top5_half": first["eval_top5_accuracy"]}
 
 
-def run_one(settings: StudySettings, run: RunSpec, train_size: int, eval_size: int, log) -> dict:
+def run_one(settings: StudySettings, run: RunSpec, data_sizes: dict, log) -> dict:
+    """Train one run; `data_sizes` holds the whole train split, the held-out images and the number of classes."""
     output_dir = os.path.join(settings.outputs_dir, settings.dataset, run.name)
     if os.path.isdir(output_dir):
         # The study's own folder of a run that stopped before its result was written: start it again.
@@ -247,19 +238,19 @@ def run_one(settings: StudySettings, run: RunSpec, train_size: int, eval_size: i
         results = json.load(f)
     with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as f:
         max_steps = json.load(f)["max_steps"]
-    subset = run.samples_per_class * num_classes_hint(settings)
+    subset = run.samples_per_class * data_sizes["classes"]
     record = {
         **asdict(run),
         "name": run.name,
         "dataset": settings.dataset,
         "train_size": subset,
-        "train_fraction": subset / train_size,
+        "train_fraction": subset / data_sizes["train"],
         "images_seen": subset * run.epochs,
         "global_batch_size": settings.global_batch_size,
         "learning_rate": settings.learning_rate,
         "top1": results["eval_top1_accuracy"],
         "top5": results["eval_top5_accuracy"],
-        "eval_images": eval_size,
+        "eval_images": data_sizes["eval"],
         **eval_at_half(output_dir, max_steps),
         "wall_clock_s": wall,
         "train_images_per_s": results.get("train_samples_per_second"),
@@ -273,15 +264,19 @@ def run_one(settings: StudySettings, run: RunSpec, train_size: int, eval_size: i
 def run_study(settings: StudySettings, log=print) -> list[dict]:
     check_settings(settings)
     data = load_study_data(settings)
-    train_size = len(data.train)
-    eval_size = min(len(data.eval), settings.max_eval_samples or len(data.eval))
+    data_sizes = {
+        "train": len(data.train),
+        "eval": min(len(data.eval), settings.max_eval_samples or len(data.eval)),
+        "classes": len(data.class_names),
+    }
     runs_dir = os.path.join(settings.results_dir, "runs")
     os.makedirs(runs_dir, exist_ok=True)
-    todo = [run for run in plan_runs(settings) if not os.path.exists(os.path.join(runs_dir, run.name + ".json"))]
+    planned = plan_runs(settings, data_sizes["classes"])
+    todo = [run for run in planned if not os.path.exists(os.path.join(runs_dir, run.name + ".json"))]
     log(f"{len(todo)} run(s) to do; results in {runs_dir}")
 
     def work(run: RunSpec):
-        record = run_one(settings, run, train_size, eval_size, log)
+        record = run_one(settings, run, data_sizes, log)
         # Written at once, whole (write then rename): a stopped study keeps every finished run.
         path = os.path.join(runs_dir, run.name + ".json")
         with open(path + ".tmp", "w", encoding="utf-8") as f:

@@ -15,11 +15,10 @@ from benchmarks.data_efficiency import StudySettings, plan_runs, results_table
 from dems_training import UserInputError
 
 
-def test_plan_counts_budget_in_images_and_ablates_at_both_ends(monkeypatch):
-    monkeypatch.setattr(data_efficiency, "num_classes_hint", lambda settings: 10)
+def test_plan_counts_budget_in_images_and_ablates_at_both_ends():
     settings = StudySettings(samples_per_class=[60, 150, 600], images_seen=[90_000, 120_000, 180_000], seeds=[0, 1],
                              warmup_fraction=0.05)
-    runs = plan_runs(settings)
+    runs = plan_runs(settings, num_classes=10)
     names = [run.name for run in runs]
     assert len(runs) == 2 * (3 * 2 + 2)  # dems and vit at 3 sizes, dems-constant at 60 and 600, two seeds
     assert "dems-constant-k150-s0" not in names and {"dems-constant-k60-s1", "dems-constant-k600-s1"} <= set(names)
