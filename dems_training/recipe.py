@@ -27,7 +27,7 @@ from .launch import processes_on_node, usable_cpus
 
 
 STAGES = ("pretrain", "finetune")
-REFERENCE_BATCH = 256  # the peak learning rate is given per 256 images
+REFERENCE_BATCH = 256  # base learning rates are given per 256 images (peak_learning_rate)
 # Default data loader workers per process are capped: each holds two batches ahead (at 256 px a float batch of 256
 # images is 200 MB), so memory grows with every worker.
 MAX_DEFAULT_WORKERS = 16
