@@ -125,7 +125,7 @@ def test_augmentation_p0_follows_the_model_width():
     assert augmentation_p0_for(384) == 0.8  # small
 
 
-def test_every_data_set_preset_has_a_recipe_entry_and_is_resolved_once(monkeypatch):
+def test_every_data_set_preset_has_a_recipe_entry_and_parse_arguments_hands_it_on(monkeypatch):
     assert set(DATASET_RECIPES) == set(DATASET_PRESETS)
     assert recipe_for("caltech101", None).model_preset == "tiny-256"
     # --train_dir with the default --dataset: the user's folders, not digits' small model
