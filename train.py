@@ -35,15 +35,17 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from dems_training import UserInputError, report_user_error
 from dems_training.cpu_memory import keep_freed_memory
-from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, preset_for
-from dems_training.input_pipeline import build_input_pipeline
+from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data
+from dems_training.input_pipeline import InputPipeline, build_input_pipeline
+from dems_training.launch import user_given_options, world_size
+from dems_training.lr_schedule import epoch_schedule_for
 from dems_training.metrics import TopKAccuracy
 from dems_training.mixup import default_collator
-from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model
+from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model, supported_drop_path_rate
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
-from dems_training.recipe import STAGES, recipe_defaults, user_given_options, world_size
+from dems_training.recipe import STAGES, recipe_defaults, recipe_for
 from dems_training.torch_data import TransformedImageDataset
-from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
+from dems_training.trainer import DemsTrainer
 
 
 logger = logging.getLogger("train")
@@ -128,7 +130,7 @@ class DataArguments:
 
 @dataclass
 class RecipeArguments:
-    """The DEMS recipe. Defaults (None here) come from --stage and the data set preset: dems_training/recipe.py."""
+    """The DEMS recipe. Defaults (None here) come from --stage and the data set: dems_training/recipe.py."""
 
     stage: str = field(default="pretrain", metadata={"help": f"One of {STAGES}: sets the reference defaults."})
     global_batch_size: int | None = field(
@@ -192,18 +194,22 @@ class RecipeArguments:
 
 
 def parse_arguments(argv: list[str]):
+    """The four argument groups, every default filled in from recipe.py, and the data set's recipe entry (resolved
+    here, once per run: it also sets the model, the normalisation and the processor)."""
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
     from_json = len(argv) == 1 and argv[0].endswith(".json")
     given = read_json_arguments(argv[0]) if from_json else user_given_options(parser, argv)
-    preset = preset_for(given.get("dataset", "digits"), given.get("train_dir"))
-    defaults = recipe_defaults(given, preset.recipe_overrides, world_size())
+    data_set_recipe = recipe_for(given.get("dataset", "digits"), given.get("train_dir"))
+    defaults = recipe_defaults(given, data_set_recipe.recipe_overrides, world_size())
     try:
         if from_json:
-            return parser.parse_dict({**defaults, **given})
-        parser.set_defaults(**defaults)
-        return parser.parse_args_into_dataclasses(args=argv)
+            groups = parser.parse_dict({**defaults, **given})
+        else:
+            parser.set_defaults(**defaults)
+            groups = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # TrainingArguments' own checks of the flags, a key of the JSON file that is no flag
         raise UserInputError(str(error)) from None
+    return (*groups, data_set_recipe)
 
 
 def read_json_arguments(path: str) -> dict:
@@ -242,15 +248,76 @@ def subset(dataset, limit: int | None, flag: str):
     return dataset.select(range(min(limit, len(dataset))))
 
 
-def run(argv: list[str]) -> dict:
-    model_args, data_args, recipe_args, training_args = parse_arguments(argv)
-    setup_logging(training_args)
+def log_run_shape(recipe_args: RecipeArguments, training_args: TrainingArguments) -> None:
     logger.warning(
         f"Process rank {training_args.process_index} of world size {training_args.world_size}, device "
         f"{training_args.device}, global batch {recipe_args.global_batch_size} = "
         f"{training_args.per_device_train_batch_size} per device x {training_args.world_size} process(es) x "
         f"{training_args.gradient_accumulation_steps} accumulation step(s), peak lr {training_args.learning_rate:g}"
     )
+
+
+def transformed_datasets(data, data_args: DataArguments, training_args, pipeline: InputPipeline):
+    """The train and held-out images as the model sees them, cut to the sizes the flags ask for."""
+    train_split = data.train
+    if data_args.train_samples_per_class is not None:
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        train_split = balanced_subset(train_split, data.label_column, data_args.train_samples_per_class, seed)
+        logger.info(f"Class-balanced subset: {len(train_split)} train images "
+                    f"({data_args.train_samples_per_class} per class, seed {seed})")
+    train_dataset = TransformedImageDataset(
+        subset(train_split, data_args.max_train_samples, "--max_train_samples"),
+        data.image_column, data.label_column, pipeline.train_transform,
+    )
+    eval_dataset = TransformedImageDataset(
+        subset(data.eval, data_args.max_eval_samples, "--max_eval_samples"),
+        data.image_column, data.label_column, pipeline.eval_transform,
+    )
+    return train_dataset, eval_dataset
+
+
+def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset, eval_dataset,
+                  recipe_args: RecipeArguments, training_args: TrainingArguments) -> DemsTrainer:
+    return DemsTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        data_collator=pipeline.train_collator,
+        eval_data_collator=default_collator,
+        compute_metrics=TopKAccuracy(top_k=(1, 5)),
+        preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
+        processing_class=image_processor,
+        callbacks=pipeline.callbacks,
+        batch_augmentation=pipeline.batch_augmentation,
+        decay_all_parameters=recipe_args.decay_all_parameters,
+        epoch_schedule=epoch_schedule_for(recipe_args),
+    )
+
+
+def train_model(trainer: DemsTrainer, checkpoint: str | None) -> dict:
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()  # model, config and image processor: what `pipeline` loads
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+    return train_result.metrics
+
+
+def evaluate_model(trainer: DemsTrainer, images: int, source: str) -> dict:
+    metrics = trainer.evaluate()
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+    if trainer.is_world_process_zero():
+        print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
+              f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {images} images of {source}")
+    return metrics
+
+
+def run(argv: list[str]) -> dict:
+    model_args, data_args, recipe_args, training_args, data_set_recipe = parse_arguments(argv)
+    setup_logging(training_args)
+    log_run_shape(recipe_args, training_args)
     if recipe_args.stage == "finetune" and model_args.model_name_or_path is None and training_args.do_train:
         raise UserInputError("--stage finetune needs --model_name_or_path (the pretrain run's folder, a Hub id or a "
                              "reference .pth).")
@@ -275,72 +342,27 @@ def run(argv: list[str]) -> dict:
         token=model_args.token,
         seed=training_args.seed,
     )
-    preset = preset_for(data_args.dataset, data_args.train_dir)
     logger.info(f"Data: {data.source}: {len(data.train)} train / {len(data.eval)} held-out images, "
                 f"{len(data.class_names)} classes")
 
-    if model_args.architecture == "vit" and recipe_args.drop_path_rate:
-        logger.warning(f"--architecture vit: transformers' ViT has no stochastic depth, so --drop_path_rate="
-                       f"{recipe_args.drop_path_rate} is not applied (the model card says 0).")
-        recipe_args.drop_path_rate = 0.0
-    model = build_model(model_args, recipe_args, preset, data.class_names)
-    image_processor = build_image_processor(model_args.model_name_or_path, model.config, preset)
+    recipe_args.drop_path_rate = supported_drop_path_rate(model_args.architecture, recipe_args.drop_path_rate)
+    model = build_model(model_args, recipe_args, data_set_recipe, data.class_names)
+    image_processor = build_image_processor(model_args.model_name_or_path, model.config, data_set_recipe)
 
     pipeline = build_input_pipeline(recipe_args, model.config, image_processor)
-    train_split = data.train
-    if data_args.train_samples_per_class is not None:
-        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-        train_split = balanced_subset(train_split, data.label_column, data_args.train_samples_per_class, seed)
-        logger.info(f"Class-balanced subset: {len(train_split)} train images "
-                    f"({data_args.train_samples_per_class} per class, seed {seed})")
-    train_dataset = TransformedImageDataset(
-        subset(train_split, data_args.max_train_samples, "--max_train_samples"),
-        data.image_column, data.label_column, pipeline.train_transform,
-    )
-    eval_dataset = TransformedImageDataset(
-        subset(data.eval, data_args.max_eval_samples, "--max_eval_samples"),
-        data.image_column, data.label_column, pipeline.eval_transform,
-    )
-    top_k = TopKAccuracy(top_k=(1, 5))
+    train_dataset, eval_dataset = transformed_datasets(data, data_args, training_args, pipeline)
 
-    trainer = DemsTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset if training_args.do_train else None,
-        eval_dataset=eval_dataset if training_args.do_eval else None,
-        data_collator=pipeline.train_collator,
-        eval_data_collator=default_collator,
-        compute_metrics=top_k,
-        preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
-        processing_class=image_processor,
-        callbacks=pipeline.callbacks,
-        batch_augmentation=pipeline.batch_augmentation,
-        decay_all_parameters=recipe_args.decay_all_parameters,
-        epoch_schedule=EpochLearningRateSchedule(recipe_args.warmup_epochs, recipe_args.min_learning_rate)
-        if recipe_args.epoch_lr_schedule
-        else None,
-    )
+    trainer = build_trainer(model, image_processor, pipeline, train_dataset, eval_dataset, recipe_args, training_args)
 
     results = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint or resume_from
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()  # model, config and image processor: what `pipeline` loads
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
-        results.update(train_result.metrics)
+        results.update(train_model(trainer, training_args.resume_from_checkpoint or resume_from))
     if training_args.do_eval:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
-        results.update(metrics)
-        if trainer.is_world_process_zero():
-            print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
-                  f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {len(eval_dataset)} images of {data.source}")
+        results.update(evaluate_model(trainer, len(eval_dataset), data.source))
+
     if trainer.is_world_process_zero() and training_args.do_train:
         summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset))
-        write_run_outputs(trainer, summary)
+        write_run_outputs(trainer, summary)  # the summary, its plot and the model card
     if training_args.push_to_hub:  # once, with the final results and card (DemsTrainer.save_model does not push)
         trainer.push_to_hub()
     return results

@@ -1,5 +1,6 @@
-"""Training-side pieces of DEMS-ViT used by `train.py`: data set presets and loading, the augmentation schedule,
-the mixup/cutmix collator, the top-k metric and the Trainer callbacks."""
+"""Training-side pieces of DEMS-ViT used by `train.py`: the recipe's defaults (recipe.py), data set loading, the
+input pipeline with its augmentation schedule, the mixup/cutmix collator, the learning-rate schedule and the top-k
+metric."""
 
 import sys
 

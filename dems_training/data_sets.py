@@ -1,14 +1,14 @@
-"""Data set presets and loading: the offline `digits` set, Hub data sets (presets or any id) and local image
-folders, each returned as train / held-out `datasets.Dataset`s with `image` and `label` columns and class names."""
+"""Where each data set lives and how it is read: the offline `digits` set, Hub data sets (presets or any id), IDX
+releases and local image folders, each returned as train / held-out `datasets.Dataset`s with `image` and `label`
+columns and class names. How the reference trains on a data set is in recipe.py."""
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
 from datasets import ClassLabel, DatasetDict
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
 from .digits import load_digits_dataset
@@ -17,11 +17,6 @@ from .image_folder import find_reference_layout, load_image_folder
 
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
-IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
-# The reference normalises the MNIST family with mean 0.5 / std 0.5.
-HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -44,65 +39,23 @@ FASHION_MNIST_NAMES = (
 
 @dataclass(frozen=True)
 class DatasetPreset:
-    """Where a data set lives and how the reference trains on it."""
+    """Where a data set lives and how it is read. How the reference trains on it (model preset, normalisation,
+    recipe values) is the data set's entry in recipe.py's DATASET_RECIPES, under the same name."""
 
-    hub_id: str | None  # None: local image folders only (--train_dir)
+    hub_id: str | None  # None: local image folders only (--train_dir), or built in (digits)
     image_column: str = "image"
     label_column: str = "label"
     eval_split: str = "test"
-    model_preset: str = "tiny-32"
-    image_mean: tuple = IMAGENET_MEAN
-    image_std: tuple = IMAGENET_STD
-    # Model config values on top of the model preset (e.g. a smaller image for digits).
-    config_overrides: dict = field(default_factory=dict)
-    # Image processor settings beyond size / mean / std (the held-out transform, and what `pipeline` does).
-    processor_overrides: dict = field(default_factory=dict)
-    # Recipe / Trainer defaults on top of the stage's reference values; flags still override them.
-    recipe_overrides: dict = field(default_factory=dict)
     # The original release in IDX files, read with --data_dir or when the Hub is out of reach.
     idx_release: IdxRelease | None = None
 
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {
-    # A CPU smoke recipe, not the reference's: 8x8 digits upsampled to 16x16 (one region of 85 tokens), a narrow
-    # 4-block model whose two merges come late (so that the class token first sees every token), 20 short epochs.
-    # Mixup/cutmix are off and the colour schedule is mild: solarize turns white strokes black, and a model this
-    # small on 1,437 images needs the clean signal to pass 90% within minutes.
-    "digits": DatasetPreset(
-        hub_id=None,
-        model_preset="tiny-32",
-        image_mean=HALF,
-        image_std=HALF,
-        config_overrides={
-            "image_size": 16,
-            "patch_size": 2,
-            "hidden_size": 64,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 4,
-            "merge_layers": [3, 4],
-            "num_merged_tokens": [32, 16],
-            "mlp_ratios": [2.0, 2.0, 2.0],
-        },
-        recipe_overrides={
-            "num_train_epochs": 20,
-            "global_batch_size": 16,
-            "base_learning_rate": 1.6e-2,  # 1e-3 at batch 16
-            "warmup_epochs": 1,
-            "mixup_alpha": 0.0,
-            "cutmix_alpha": 0.0,
-            "augmentation_p0": 0.3,
-            "hflip_prob": 0.0,
-            "crop_scale_min": 0.6,
-            "drop_path_rate": 0.0,
-            "attention_probs_dropout_prob": 0.0,
-        },
-    ),
+    "digits": DatasetPreset(hub_id=None),  # scikit-learn's, built in: no network
     "cifar10": DatasetPreset("uoft-cs/cifar10", image_column="img"),
     "cifar100": DatasetPreset("uoft-cs/cifar100", image_column="img", label_column="fine_label"),
     "fashion_mnist": DatasetPreset(
         "zalando-datasets/fashion_mnist",
-        image_mean=HALF,
-        image_std=HALF,
         idx_release=IdxRelease(
             "Fashion-MNIST",
             FASHION_MNIST_NAMES,
@@ -110,27 +63,12 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {
             install_hint="apt-get install dataset-fashion-mnist",
         ),
     ),
-    "mnist": DatasetPreset(
-        "ylecun/mnist", image_mean=HALF, image_std=HALF, idx_release=IdxRelease("MNIST", DIGIT_NAMES)
-    ),
+    "mnist": DatasetPreset("ylecun/mnist", idx_release=IdxRelease("MNIST", DIGIT_NAMES)),
     "emnist": DatasetPreset(
-        "tanganke/emnist_mnist",
-        image_mean=HALF,
-        image_std=HALF,
-        idx_release=IdxRelease("EMNIST (mnist split)", DIGIT_NAMES, transposed=True),
+        "tanganke/emnist_mnist", idx_release=IdxRelease("EMNIST (mnist split)", DIGIT_NAMES, transposed=True)
     ),
     # No standard split on the Hub: the reference reads train/ and val/ (or test/) class folders.
-    # Held out as the reference does: resize to 300x300 (bilinear), centre crop 256.
-    "caltech101": DatasetPreset(
-        hub_id=None,
-        model_preset="tiny-256",
-        processor_overrides={
-            "size": {"height": 300, "width": 300},
-            "resample": 2,  # PIL bilinear
-            "do_center_crop": True,
-            "crop_size": {"height": 256, "width": 256},
-        },
-    ),
+    "caltech101": DatasetPreset(hub_id=None),
 }
 # Used when --dataset is a Hub id that is not a preset.
 GENERIC_PRESET = DatasetPreset(hub_id=None)
@@ -146,11 +84,17 @@ class LoadedData:
     source: str  # what was loaded, for the logs and the model card
 
 
-def preset_for(dataset: str, train_dir: str | None) -> DatasetPreset:
+def preset_name(dataset: str, train_dir: str | None) -> str | None:
+    """The name of the preset --dataset picks (here and in recipe.py), or None for any other data."""
     if train_dir is not None and dataset == "digits":
         # --train_dir alone means "my folders": the default data set name must not pull digits-specific values.
-        return GENERIC_PRESET
-    return DATASET_PRESETS.get(dataset, GENERIC_PRESET)
+        return None
+    return dataset if dataset in DATASET_PRESETS else None
+
+
+def preset_for(dataset: str, train_dir: str | None) -> DatasetPreset:
+    name = preset_name(dataset, train_dir)
+    return GENERIC_PRESET if name is None else DATASET_PRESETS[name]
 
 
 def load_hub_dataset(hub_id: str, config_name: str | None, cache_dir: str | None, token: str | None) -> DatasetDict:

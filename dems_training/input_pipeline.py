@@ -1,13 +1,16 @@
-"""What `train.py` feeds the model: the train and held-out transforms, the train collator, and, with
-`--augment_on_device`, the batched augmentation the trainer runs on the device."""
+"""What `train.py` feeds the model, built from the recipe's values (recipe.py): the train and held-out transforms,
+the train collator, with `--augment_on_device` the batched augmentation the trainer runs on the device, and the
+callback that moves the augmentation schedule on every epoch."""
 
 import logging
 from dataclasses import dataclass, field
 
+from transformers import TrainerCallback
+
 from .augmentation import AugmentationSchedule, RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
 from .batch_augmentation import BatchAugmentation
-from .callbacks import AugmentationScheduleCallback
 from .mixup import MixupCutmixCollator, default_collator
+from .recipe import augmentation_p0_for
 from .torch_data import ProcessorTransform
 
 
@@ -23,6 +26,21 @@ class InputPipeline:
     callbacks: list = field(default_factory=list)
 
 
+class AugmentationScheduleCallback(TrainerCallback):
+    """Push the epoch to the augmentation schedule at the start of every epoch.
+
+    Trainer calls `on_epoch_begin` before it opens the epoch's data loader iterator, so the workers (which read the
+    epoch from shared memory) start the epoch with its probabilities. On resume `state.epoch` is the fractional epoch
+    of the checkpoint: its integer part is the epoch being resumed."""
+
+    def __init__(self, augmentation):
+        self.augmentation = augmentation
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        epoch = int(state.epoch or 0)
+        self.augmentation.set_epoch(epoch, state.num_train_epochs or args.num_train_epochs)
+
+
 def eval_transform_for(image_processor):
     """The processor's own steps as the fast transform where it can (`ResizeNormalize.from_image_processor`: the
     processor's output within a level of 255, the processor staying what `pipeline` runs); the processor otherwise."""
@@ -34,12 +52,16 @@ def eval_transform_for(image_processor):
 
 
 def build_input_pipeline(recipe_args, config, image_processor) -> InputPipeline:
+    """The pieces for `recipe_args` (the resolved recipe), the model's `config` and its `image_processor`: with the
+    augmentation schedule (pretrain) a random-resized crop, flip and scheduled colour operations, driven by the
+    callback returned with them; without it (finetune) resize and normalise. Mixup/cutmix mix the train batches, in
+    the collator or on the device."""
     size, channels = config.image_size, config.num_channels
     mean, std = image_processor.image_mean, image_processor.image_std
     schedule = None
     if recipe_args.augmentation_schedule:
-        if recipe_args.augmentation_p0 is None:  # the reference: 0.6 for tiny, 0.8 for small (kept for the card)
-            recipe_args.augmentation_p0 = 0.8 if config.hidden_size >= 384 else 0.6
+        if recipe_args.augmentation_p0 is None:  # the model's width decides; written back for the model card
+            recipe_args.augmentation_p0 = augmentation_p0_for(config.hidden_size)
         p0 = recipe_args.augmentation_p0
         schedule = AugmentationSchedule(p0, p0, p0, decaying=recipe_args.augmentation_decay)
     mixer = MixupCutmixCollator(

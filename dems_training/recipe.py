@@ -1,32 +1,45 @@
-"""The reference recipe's defaults, and how they meet the command line.
+"""Every default of the DEMS recipe, and how they meet the command line.
 
-Order of precedence, lowest first: Trainer's own defaults < the stage (`--stage pretrain|finetune`, RECIPE.md) <
-the data set preset's adjustments (only `digits` has some: a recipe short enough for a CPU) < what the user passed.
-Values that depend on others are derived from the effective ones: the peak learning rate from the global batch,
-the per-device batch from the global batch and the world size, warm-up from warm-up epochs.
+Order of precedence, lowest first: Trainer's own defaults < COMMON_DEFAULTS (Trainer's that the recipe changes) <
+STAGE_DEFAULTS (`--stage pretrain|finetune`) < the data set's entry in DATASET_RECIPES < what the user passed.
+Values that depend on others are derived from the effective ones (`recipe_defaults`): the peak learning rate from
+the global batch (`peak_learning_rate`), the per-device batch from the global batch and the world size, warm-up
+from warm-up epochs; the augmentation's first probability from the model's width (`augmentation_p0_for`).
+
+Where is the default learning rate of a finetune on CIFAR100 decided? Here: STAGE_DEFAULTS["finetune"] gives a base
+rate of 1e-3 per 256 images, DATASET_RECIPES["cifar100"] changes nothing, the global batch is COMMON_DEFAULTS' 256,
+so `peak_learning_rate` gives 1e-3 * 256 / 256 = 1e-3 (2e-3 with --global_batch_size 512).
+
+What these values drive lives next door: the train transform and the callback that moves its schedule every epoch
+in input_pipeline.py, the per-epoch learning-rate schedule in lr_schedule.py, the model and its image processor in
+modeling.py. Where each data set lives (Hub id, columns, splits) is data_sets.py.
 """
 
-import argparse
 import json
-import os
+from dataclasses import dataclass, field
 
 import torch
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
+from .data_sets import preset_name
+from .launch import processes_on_node, usable_cpus
 
 
 STAGES = ("pretrain", "finetune")
-REFERENCE_BATCH = 256  # the peak learning rate is given per 256 images
+REFERENCE_BATCH = 256  # base learning rates are given per 256 images (peak_learning_rate)
 # Default data loader workers per process are capped: each holds two batches ahead (at 256 px a float batch of 256
 # images is 200 MB), so memory grows with every worker.
 MAX_DEFAULT_WORKERS = 16
 
+# Both stages, every data set.
 COMMON_DEFAULTS = {
     "global_batch_size": 256,
     "weight_decay": 0.05,
     "adam_beta1": 0.9,
     "adam_beta2": 0.999,
-    "min_learning_rate": 1e-6,
+    "min_learning_rate": 1e-6,  # where the cosine ends (lr_schedule.py)
+    # Trainer's per-step schedule, for runs without the reference's per-epoch one (epoch_lr_schedule below).
     "lr_scheduler_type": "cosine_with_min_lr",
     "mixup_alpha": 0.8,
     "cutmix_alpha": 1.0,
@@ -51,10 +64,11 @@ COMMON_DEFAULTS = {
     "output_dir": "outputs/dems",
 }
 
+# --stage: pretrain from scratch with the augmentation schedule, then finetune the pretrained model without it.
 STAGE_DEFAULTS = {
     "pretrain": {
         "num_train_epochs": 800,
-        "base_learning_rate": 5e-4,
+        "base_learning_rate": 5e-4,  # per 256 images: peak_learning_rate
         "warmup_epochs": 10,
         "drop_path_rate": 0.15,
         "attention_probs_dropout_prob": 0.05,
@@ -62,7 +76,7 @@ STAGE_DEFAULTS = {
     },
     "finetune": {
         "num_train_epochs": 100,
-        "base_learning_rate": 1e-3,
+        "base_learning_rate": 1e-3,  # per 256 images: peak_learning_rate
         "warmup_epochs": 0,
         "drop_path_rate": 0.2,
         "attention_probs_dropout_prob": 0.0,
@@ -71,34 +85,99 @@ STAGE_DEFAULTS = {
 }
 
 
-def user_given_options(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
-    """The options present in `argv`, parsed (so `--lr=1` and `--lr 1` both count), without defaults."""
-    saved = [(action, action.default) for action in parser._actions]
-    try:
-        for action, _ in saved:
-            action.default = argparse.SUPPRESS
-        namespace, _ = parser.parse_known_args(argv)
-    finally:
-        for action, default in saved:
-            action.default = default
-    return vars(namespace)
+IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
+IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
+# The reference normalises the MNIST family with mean 0.5 / std 0.5.
+HALF = (0.5, 0.5, 0.5)
 
 
-def world_size() -> int:
-    """Processes in the job, from the variables torchrun and `accelerate launch` set (1 for a plain `python`)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+@dataclass(frozen=True)
+class DatasetRecipe:
+    """How the reference trains on one data set: its model, its normalisation, and its values on top of the
+    stage's."""
+
+    model_preset: str = "tiny-32"  # a DEMS preset; --model_preset names another
+    # Model config values on top of the model preset (e.g. a smaller image for digits); a preset the user names with
+    # --model_preset is taken as is.
+    config_overrides: dict = field(default_factory=dict)
+    image_mean: tuple = IMAGENET_MEAN
+    image_std: tuple = IMAGENET_STD
+    # Image processor settings beyond size / mean / std (the held-out transform, and what `pipeline` does).
+    processor_overrides: dict = field(default_factory=dict)
+    # Recipe / Trainer defaults on top of the stage's values; flags still override them.
+    recipe_overrides: dict = field(default_factory=dict)
 
 
-def usable_cpus() -> int:
-    """The cores this process may run on (its affinity mask, which taskset, cgroup cpusets and SLURM set)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+# One entry per preset of data_sets.DATASET_PRESETS, under the same name.
+DATASET_RECIPES: dict[str, DatasetRecipe] = {
+    # A CPU smoke recipe, not the reference's: 8x8 digits upsampled to 16x16 (one region of 85 tokens), a narrow
+    # 4-block model whose two merges come late (so that the class token first sees every token), 20 short epochs.
+    # Mixup/cutmix are off and the colour schedule is mild: solarize turns white strokes black, and a model this
+    # small on 1,437 images needs the clean signal to pass 90% within minutes.
+    "digits": DatasetRecipe(
+        model_preset="tiny-32",
+        image_mean=HALF,
+        image_std=HALF,
+        config_overrides={
+            "image_size": 16,
+            "patch_size": 2,
+            "hidden_size": 64,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "merge_layers": [3, 4],
+            "num_merged_tokens": [32, 16],
+            "mlp_ratios": [2.0, 2.0, 2.0],
+        },
+        recipe_overrides={
+            "num_train_epochs": 20,
+            "global_batch_size": 16,
+            "base_learning_rate": 1.6e-2,  # 1e-3 at batch 16
+            "warmup_epochs": 1,
+            "mixup_alpha": 0.0,
+            "cutmix_alpha": 0.0,
+            "augmentation_p0": 0.3,
+            "hflip_prob": 0.0,
+            "crop_scale_min": 0.6,
+            "drop_path_rate": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+    ),
+    # The reference recipe as it stands: tiny-32, ImageNet normalisation, the stage's values.
+    "cifar10": DatasetRecipe(),
+    "cifar100": DatasetRecipe(),
+    "fashion_mnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
+    "mnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
+    "emnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
+    # Held out as the reference does: resize to 300x300 (bilinear), centre crop 256.
+    "caltech101": DatasetRecipe(
+        model_preset="tiny-256",
+        processor_overrides={
+            "size": {"height": 300, "width": 300},
+            "resample": 2,  # PIL bilinear
+            "do_center_crop": True,
+            "crop_size": {"height": 256, "width": 256},
+        },
+    ),
+}
+# Any other data: a Hub id that is not a preset, or image folders (--train_dir).
+GENERIC_RECIPE = DatasetRecipe()
 
 
-def processes_on_node() -> int:
-    """Training processes on this machine: LOCAL_WORLD_SIZE (torchrun, accelerate launch), else WORLD_SIZE."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+def recipe_for(dataset: str, train_dir: str | None) -> DatasetRecipe:
+    """The data set's recipe entry; train.py resolves it once per run and passes it on."""
+    name = preset_name(dataset, train_dir)
+    return GENERIC_RECIPE if name is None else DATASET_RECIPES[name]
+
+
+def peak_learning_rate(base_learning_rate: float, global_batch_size: int) -> float:
+    """The reference gives its learning rates per 256 images and scales them linearly with the global batch."""
+    return base_learning_rate * global_batch_size / REFERENCE_BATCH
+
+
+def augmentation_p0_for(hidden_size: int) -> float:
+    """The first probability of colour jitter, greyscale and solarize when neither --augmentation_p0 nor the data
+    set sets one: the reference's 0.6 for its tiny models (width 192), 0.8 for its small ones (width 384)."""
+    return 0.8 if hidden_size >= 384 else 0.6
 
 
 def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes: int) -> dict:
@@ -121,13 +200,13 @@ def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes
     }
 
 
-def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict:
-    """Defaults for every recipe-controlled option the user did not give, from the stage, the data set preset and
-    the derived quantities."""
+def recipe_defaults(given: dict, dataset_overrides: dict, processes: int) -> dict:
+    """Defaults for every recipe-controlled option the user did not give, from the stage, the data set's
+    `recipe_overrides` and the derived quantities."""
     stage = given.get("stage", "pretrain")
     if stage not in STAGES:
         raise UserInputError(f"--stage={stage!r} must be one of {STAGES}.")
-    defaults = {**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **preset_overrides}
+    defaults = {**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **dataset_overrides}
     if given.get("do_eval") is False:
         # Trainer turns do_eval back on whenever an eval strategy is set: --do_eval false means no evaluation at all.
         defaults["eval_strategy"] = "no"
@@ -164,7 +243,7 @@ def recipe_defaults(given: dict, preset_overrides: dict, processes: int) -> dict
     defaults["per_device_eval_batch_size"] = effective("per_device_train_batch_size") or defaults[
         "per_device_train_batch_size"
     ]
-    defaults["learning_rate"] = effective("base_learning_rate") * global_batch / REFERENCE_BATCH
+    defaults["learning_rate"] = peak_learning_rate(effective("base_learning_rate"), global_batch)
 
     epochs, warmup_epochs = effective("num_train_epochs"), effective("warmup_epochs")
     if effective("do_train") and not epochs > 0:

@@ -3,7 +3,6 @@
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,17 +10,9 @@ from transformers import Trainer
 
 from modeling_dems.modeling_dems import soft_target_cross_entropy
 
-from .lr_schedule import reference_epoch_scheduler
+from .lr_schedule import EpochLearningRateSchedule, optimizer_steps_per_epoch
 from .model_card import write_model_card
 from .outputs import read_run_summary
-
-
-@dataclass
-class EpochLearningRateSchedule:
-    """The reference's per-epoch warm-up and cosine (see lr_schedule.py)."""
-
-    warmup_epochs: float
-    min_learning_rate: float
 
 
 class DemsTrainer(Trainer):
@@ -31,8 +22,8 @@ class DemsTrainer(Trainer):
       batches go through the mixup/cutmix collator given as `data_collator`.
     - Weight decay applies to every parameter, as in the reference (Trainer's default leaves biases and LayerNorm
       weights out); `decay_all_parameters=False` restores Trainer's choice.
-    - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule instead of
-      `args.lr_scheduler_type`.
+    - With `epoch_schedule`, the learning rate follows the reference's per-epoch schedule (lr_schedule.py) instead
+      of `args.lr_scheduler_type`.
     - Soft targets (mixup/cutmix) of a single-label classifier get soft cross-entropy whatever the model, so that
       DEMS and the ViT baseline (whose own loss reads float labels as hard ones) train on the same loss. The loss is
       a batch mean, which Trainer scales for gradient accumulation.
@@ -77,14 +68,11 @@ class DemsTrainer(Trainer):
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.epoch_schedule is None or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
-        # optimizer steps per epoch, as Trainer counts them (per process, after gradient accumulation)
-        steps_per_epoch = max(len(self.get_train_dataloader()) // self.args.gradient_accumulation_steps, 1)
-        self.lr_scheduler = reference_epoch_scheduler(
-            self.optimizer if optimizer is None else optimizer,
-            steps_per_epoch,
-            num_training_steps,
-            self.epoch_schedule.warmup_epochs,
-            self.epoch_schedule.min_learning_rate,
+        steps_per_epoch = optimizer_steps_per_epoch(
+            len(self.get_train_dataloader()), self.args.gradient_accumulation_steps
+        )
+        self.lr_scheduler = self.epoch_schedule.scheduler(
+            self.optimizer if optimizer is None else optimizer, steps_per_epoch, num_training_steps
         )
         self._created_lr_scheduler = True
         return self.lr_scheduler

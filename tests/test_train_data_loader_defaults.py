@@ -3,7 +3,7 @@ workers and pinned memory on CUDA; whatever the user sets wins."""
 
 import pytest
 
-from dems_training import recipe
+from dems_training import launch, recipe
 from dems_training.recipe import MAX_DEFAULT_WORKERS, data_loader_defaults, recipe_defaults
 
 
@@ -57,8 +57,8 @@ def test_recipe_defaults_read_the_node(monkeypatch):
 def test_processes_on_node_prefers_local_world_size(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "16")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
-    assert recipe.processes_on_node() == 8
+    assert launch.processes_on_node() == 8
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
-    assert recipe.processes_on_node() == 16
+    assert launch.processes_on_node() == 16
     monkeypatch.delenv("WORLD_SIZE")
-    assert recipe.processes_on_node() == 1
+    assert launch.processes_on_node() == 1

@@ -5,9 +5,9 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback, TrainingArguments
 
-from dems_training.lr_schedule import reference_epoch_learning_rates
+from dems_training.lr_schedule import EpochLearningRateSchedule, reference_epoch_learning_rates
 from dems_training.recipe import recipe_defaults
-from dems_training.trainer import DemsTrainer, EpochLearningRateSchedule
+from dems_training.trainer import DemsTrainer
 from modeling_dems import DemsForImageClassification
 
 

@@ -7,12 +7,14 @@ import train
 from dems_training import UserInputError
 from dems_training.config_overrides import parse_config_overrides
 from dems_training.data_sets import DATASET_PRESETS
-from dems_training.recipe import recipe_defaults
+from dems_training.recipe import DATASET_RECIPES, augmentation_p0_for, recipe_defaults, recipe_for
 
 
 def parse(argv, monkeypatch):
+    """The four argument groups, without the data set's recipe entry parse_arguments also returns."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    return train.parse_arguments(argv)
+    *groups, _ = train.parse_arguments(argv)
+    return groups
 
 
 def test_pretrain_stage_sets_the_reference_recipe(monkeypatch):
@@ -71,7 +73,7 @@ def test_per_device_batch_alone_sets_the_global_batch_and_the_lr():
 def test_digits_preset_shortens_the_recipe_but_flags_still_win(monkeypatch):
     _, data, recipe, args = parse(["--output_dir", "x"], monkeypatch)
     assert data.dataset == "digits"
-    overrides = DATASET_PRESETS["digits"].recipe_overrides
+    overrides = DATASET_RECIPES["digits"].recipe_overrides
     assert args.num_train_epochs == overrides["num_train_epochs"]
     assert recipe.global_batch_size == overrides["global_batch_size"]
     _, _, _, args = parse(["--output_dir", "x", "--num_train_epochs", "2"], monkeypatch)
@@ -105,3 +107,29 @@ def test_an_impossible_model_is_refused_before_training(tmp_path, capsys):
 def test_finetune_without_a_model_is_refused(tmp_path, capsys):
     assert train.main(["--stage", "finetune", "--output_dir", str(tmp_path / "o")]) == 2
     assert "--stage finetune needs --model_name_or_path" in capsys.readouterr().err
+
+
+def test_finetune_on_cifar100_default_learning_rate_by_hand(monkeypatch):
+    # recipe.py: finetune's base rate 1e-3 per 256 images, nothing changed for cifar100, global batch 256.
+    _, _, _, args = parse(["--dataset", "cifar100", "--stage", "finetune", "--output_dir", "x"], monkeypatch)
+    assert args.learning_rate == pytest.approx(1e-3)  # 1e-3 * 256 / 256
+    _, _, _, args = parse(
+        ["--dataset", "cifar100", "--stage", "finetune", "--global_batch_size", "512", "--output_dir", "x"],
+        monkeypatch,
+    )
+    assert args.learning_rate == pytest.approx(2e-3)  # 1e-3 * 512 / 256
+
+
+def test_augmentation_p0_follows_the_model_width():
+    assert augmentation_p0_for(192) == 0.6  # tiny
+    assert augmentation_p0_for(384) == 0.8  # small
+
+
+def test_every_data_set_preset_has_a_recipe_entry_and_parse_arguments_hands_it_on(monkeypatch):
+    assert set(DATASET_RECIPES) == set(DATASET_PRESETS)
+    assert recipe_for("caltech101", None).model_preset == "tiny-256"
+    # --train_dir with the default --dataset: the user's folders, not digits' small model
+    assert recipe_for("digits", "folders") == recipe_for("some/hub-id", None) != DATASET_RECIPES["digits"]
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    *_, data_set_recipe = train.parse_arguments(["--dataset", "cifar100", "--output_dir", "x"])
+    assert data_set_recipe is DATASET_RECIPES["cifar100"]
