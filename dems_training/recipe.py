@@ -10,20 +10,26 @@ Where is the default learning rate of a finetune on CIFAR100 decided? Here: STAG
 rate of 1e-3 per 256 images, DATASET_RECIPES["cifar100"] changes nothing, the global batch is COMMON_DEFAULTS' 256,
 so `peak_learning_rate` gives 1e-3 * 256 / 256 = 1e-3 (2e-3 with --global_batch_size 512).
 
-What these values drive lives next door: the train transform and the callback that moves its schedule every epoch
-in input_pipeline.py, the per-epoch learning-rate schedule in lr_schedule.py, the model and its image processor in
-modeling.py. Where each data set lives (Hub id, columns, splits) is data_sets.py.
+The train augmentation is built here too, from these values (`build_train_augmentation`): the transform, the
+mixup/cutmix collator, and the callback that moves the augmentation schedule every epoch. The rest lives next door:
+the held-out transform and how the pieces meet in input_pipeline.py, the per-epoch learning-rate schedule in
+lr_schedule.py, the model and its image processor in modeling.py, where each data set lives (Hub id, columns,
+splits) in data_sets.py.
 """
 
 import json
 from dataclasses import dataclass, field
 
 import torch
+from transformers import TrainerCallback
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
+from .augmentation import AugmentationSchedule, RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
+from .batch_augmentation import BatchAugmentation
 from .data_sets import preset_name
 from .launch import processes_on_node, usable_cpus
+from .mixup import MixupCutmixCollator, default_collator
 
 
 STAGES = ("pretrain", "finetune")
@@ -178,6 +184,69 @@ def augmentation_p0_for(hidden_size: int) -> float:
     """The first probability of colour jitter, greyscale and solarize when neither --augmentation_p0 nor the data
     set sets one: the reference's 0.6 for its tiny models (width 192), 0.8 for its small ones (width 384)."""
     return 0.8 if hidden_size >= 384 else 0.6
+
+
+@dataclass
+class TrainAugmentation:
+    """What the recipe does to the train images: the per-image transform (data-loader workers run it), the batch
+    collator, with `--augment_on_device` the batched augmentation the trainer runs on the device, and the callbacks
+    that move the augmentation schedule."""
+
+    transform: object
+    collator: object
+    batch_augmentation: BatchAugmentation | None = None
+    callbacks: list = field(default_factory=list)
+
+
+class AugmentationScheduleCallback(TrainerCallback):
+    """Push the epoch to the augmentation schedule at the start of every epoch.
+
+    Trainer calls `on_epoch_begin` before it opens the epoch's data loader iterator, so the workers (which read the
+    epoch from shared memory) start the epoch with its probabilities. On resume `state.epoch` is the fractional epoch
+    of the checkpoint: its integer part is the epoch being resumed."""
+
+    def __init__(self, augmentation):
+        self.augmentation = augmentation
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        epoch = int(state.epoch or 0)
+        self.augmentation.set_epoch(epoch, state.num_train_epochs or args.num_train_epochs)
+
+
+def build_train_augmentation(recipe_args, config, image_mean, image_std) -> TrainAugmentation:
+    """The train augmentation of `recipe_args` (the resolved recipe) for a model of `config`, normalising with the
+    image processor's `image_mean` / `image_std`: with the augmentation schedule (pretrain) a random-resized crop,
+    flip and scheduled colour operations, driven by the callback returned with them; without it (finetune) resize
+    and normalise. Mixup/cutmix mix the batches, in the collator or on the device."""
+    size, channels = config.image_size, config.num_channels
+    schedule = None
+    if recipe_args.augmentation_schedule:
+        if recipe_args.augmentation_p0 is None:  # the model's width decides; written back for the model card
+            recipe_args.augmentation_p0 = augmentation_p0_for(config.hidden_size)
+        p0 = recipe_args.augmentation_p0
+        schedule = AugmentationSchedule(p0, p0, p0, decaying=recipe_args.augmentation_decay)
+    mixer = MixupCutmixCollator(
+        num_classes=config.num_labels,
+        mixup_alpha=recipe_args.mixup_alpha,
+        cutmix_alpha=recipe_args.cutmix_alpha,
+        mix_prob=recipe_args.mixup_prob,
+        switch_prob=recipe_args.mixup_switch_prob,
+        label_smoothing=recipe_args.label_smoothing,
+    )
+    crop = {"crop_scale": (recipe_args.crop_scale_min, 1.0), "hflip_prob": recipe_args.hflip_prob}
+    if recipe_args.augment_on_device:
+        # The workers decode, crop, resize and flip (uint8); colour, normalisation and mixing run on the device.
+        if schedule is not None:
+            transform = RandomResizedCropFlip(size, channels, **crop)
+        else:
+            transform = ResizeNormalize(size, image_mean, image_std, channels, normalize=False)
+        on_device = BatchAugmentation(image_mean, image_std, channels, schedule=schedule, mixer=mixer)
+        callbacks = [AugmentationScheduleCallback(on_device)] if schedule is not None else []
+        return TrainAugmentation(transform, default_collator, on_device, callbacks)
+    if schedule is not None:
+        transform = ScheduledAugmentation(size, image_mean, image_std, channels, schedule=schedule, **crop)
+        return TrainAugmentation(transform, mixer, None, [AugmentationScheduleCallback(transform)])
+    return TrainAugmentation(ResizeNormalize(size, image_mean, image_std, channels), mixer)
 
 
 def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes: int) -> dict:
