@@ -97,6 +97,12 @@ def readable_images(images: list[dict]) -> list[bool]:
     return [is_readable_image(image) for image in images]
 
 
+def image_paths(undecoded: Dataset) -> list[str]:
+    """The file path of each row of an undecoded image column, read as one Arrow column (row by row is slow)."""
+    images = undecoded.select_columns(["image"]).with_format("arrow")[:]["image"]
+    return images.combine_chunks().field("path").to_pylist()
+
+
 def drop_broken_images(split: Dataset, folder: str, flag: str, broken_images: str, num_proc: int) -> Dataset:
     """`split` without its unreadable images, checked in `num_proc` processes (or refused, with "error")."""
     undecoded = split.cast_column("image", Image(decode=False))  # only the feature changes: no data is rewritten
@@ -109,8 +115,8 @@ def drop_broken_images(split: Dataset, folder: str, flag: str, broken_images: st
         desc=f"Checking the images of {flag}",
     )
     if len(readable) < len(undecoded):
-        kept = {image["path"] for image in readable["image"]}
-        broken = [image["path"] for image in undecoded["image"] if image["path"] not in kept]
+        kept = set(image_paths(readable))
+        broken = [path for path in image_paths(undecoded) if path not in kept]
         listing = ", ".join(broken)
         if broken_images == "error":
             raise UserInputError(

@@ -11,6 +11,7 @@ from PIL import Image
 from train_helpers import single_torch_thread  # noqa: F401  (autouse)
 
 import train
+from benchmarks import image_folder_check
 from dems_training import UserInputError
 from dems_training.data_sets import load_data
 
@@ -150,3 +151,15 @@ def test_preprocessing_num_workers_must_be_positive(tmp_path, capsys, workers):
     assert code == 2 and not out.exists()
     assert errors == [f"train.py: error: --preprocessing_num_workers={workers} must be a positive whole number of "
                       "processes."]
+
+
+def test_the_benchmark_times_a_first_run_and_a_cached_rerun(tmp_path, capsys):
+    args = ["--root", str(tmp_path / "folder"), "--images", "40", "--classes", "4", "--size", "16", "--broken", "2",
+            "--cache_dir", str(tmp_path / "cache"), "--preprocessing_num_workers", "2"]
+    first = image_folder_check.run(args)
+    again = image_folder_check.run(args)
+    assert first["check"] == "computed" and again["check"] == "read from cache"
+    assert first["train"] + first["held_out"] == again["train"] + again["held_out"] == 40  # the 2 broken left out
+    assert first["held_out"] == 6  # --train_val_split 0.15 of 40
+    assert "check: read from cache" in capsys.readouterr().out
+    assert image_folder_check.main(["--root", str(tmp_path / "other"), "--classes", "1"]) == 2
