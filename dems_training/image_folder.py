@@ -145,9 +145,9 @@ def load_image_folders(
     num_proc: int = 1,
     cache_dir: str | None = None,
 ) -> DatasetDict:
-    """"train" (and "validation" with `validation_dir`) with columns `image` and `label`, a `ClassLabel` of the train
-    folder's class names: a held-out folder's images get the train id of their class, even when it lacks classes;
-    a class folder there that the train folder lacks is an error."""
+    """The "train" split (and "validation" with `validation_dir`), columns `image` and `label`: a `ClassLabel` of the
+    train folder's class names. A held-out folder's images get the train id of their class, even when it lacks
+    classes; a class folder there that the train folder lacks is an error."""
     if broken_images not in BROKEN_IMAGE_POLICIES:
         raise UserInputError(f"--broken_images={broken_images!r} must be one of {BROKEN_IMAGE_POLICIES}.")
     folders = {"train": (train_dir, "--train_dir")}
@@ -164,9 +164,7 @@ def load_image_folders(
                 "have; the held-out folder must use the train folder's class names."
             )
         if not any(scans["validation"].values()):
-            raise UserInputError(
-                f"--validation_dir={validation_dir!r} holds no image files (extensions {IMAGE_EXTENSIONS})."
-            )
+            raise UserInputError(f"--validation_dir={validation_dir!r} holds no image files in its class folders.")
     # One pattern per class folder with images (a pattern that matches nothing is an error in datasets).
     data_files = {
         split: [os.path.join(glob.escape(folders[split][0]), glob.escape(name), "*") for name in scan if scan[name]]
