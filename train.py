@@ -119,6 +119,11 @@ class DataArguments:
         default="skip",
         metadata={"help": "Unreadable image files in a folder: 'skip' them (each path is logged) or 'error'."},
     )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={"help": "Processes that check an image folder for unreadable files (default: one per usable "
+                  "CPU). The result is cached: a rerun or a resume does not decode the images again."},
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many train images."})
     train_samples_per_class: int | None = field(
         default=None,
@@ -341,6 +346,7 @@ def run(argv: list[str]) -> dict:
         cache_dir=model_args.cache_dir,
         token=model_args.token,
         seed=training_args.seed,
+        preprocessing_num_workers=data_args.preprocessing_num_workers,
     )
     logger.info(f"Data: {data.source}: {len(data.train)} train / {len(data.eval)} held-out images, "
                 f"{len(data.class_names)} classes")

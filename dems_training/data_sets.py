@@ -13,7 +13,7 @@ from datasets import ClassLabel, DatasetDict
 from . import UserInputError
 from .digits import load_digits_dataset
 from .idx import load_idx_release
-from .image_folder import find_reference_layout, load_image_folder
+from .image_folder import find_reference_layout, load_image_folders, usable_cpus
 
 
 logger = logging.getLogger(__name__)
@@ -154,8 +154,13 @@ def load_data(
     cache_dir: str | None = None,
     token: str | None = None,
     seed: int = 42,
+    preprocessing_num_workers: int | None = None,
 ) -> LoadedData:
-    """Load train and held-out data for `train.py` and check the image and label columns."""
+    """Load train and held-out data for `train.py` and check the image and label columns. Image folders are checked
+    for broken files in `preprocessing_num_workers` processes (default: one per usable CPU)."""
+    num_proc = usable_cpus() if preprocessing_num_workers is None else preprocessing_num_workers
+    if isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1:
+        raise UserInputError(f"--preprocessing_num_workers={num_proc!r} must be a positive whole number of processes.")
     if train_dir is not None and data_dir is not None:
         raise UserInputError(f"--train_dir={train_dir!r} and --data_dir={data_dir!r}: give one source of images, an "
                              "image folder or an IDX release, not both.")
@@ -166,14 +171,7 @@ def load_data(
         layout = None if validation_dir else find_reference_layout(train_dir)
         if layout is not None:
             train_dir, validation_dir = layout
-        train = load_image_folder(train_dir, "--train_dir", broken_images=broken_images)
-        class_names = train.features["label"].names
-        held_out = (
-            load_image_folder(validation_dir, "--validation_dir", class_names, broken_images)
-            if validation_dir
-            else None
-        )
-        splits = DatasetDict(train=train, **({"validation": held_out} if held_out is not None else {}))
+        splits = load_image_folders(train_dir, validation_dir, broken_images, num_proc, cache_dir)
         image_column, label_column, source = "image", "label", f"image folder {train_dir}"
     elif validation_dir is not None:
         raise UserInputError(f"--validation_dir={validation_dir!r} needs --train_dir as well.")
@@ -204,13 +202,7 @@ def load_data(
     eval_name = pick_eval_split(splits, preset.eval_split)
     train = splits["train"]
     if eval_name is None:
-        if not 0.0 < train_val_split < 1.0:
-            raise UserInputError(
-                f"--train_val_split={train_val_split} must be in (0, 1): the data has no held-out split, so a "
-                "fraction of the train split is held out."
-            )
-        parts = train.train_test_split(test_size=train_val_split, seed=seed, stratify_by_column=None)
-        train, held_out = parts["train"], parts["test"]
+        train, held_out = hold_out(train, label_column, train_val_split, seed)
     else:
         held_out = splits[eval_name]
 
@@ -230,6 +222,29 @@ def load_data(
     for split_name, split in (("train", train), ("held-out", held_out)):
         check_label_range(split, label_column, len(class_names), f"{split_name} split of {source}")
     return LoadedData(train, held_out, image_column, label_column, class_names, source)
+
+
+def hold_out(train: datasets.Dataset, label_column: str, fraction: float, seed: int):
+    """(train, held-out): `fraction` of `train` held out. With `ClassLabel` labels the split is stratified: each
+    class keeps its share of the images in both parts (within one image)."""
+    if not 0.0 < fraction < 1.0:
+        raise UserInputError(
+            f"--train_val_split={fraction} must be in (0, 1): the data has no held-out split, so a fraction of the "
+            "train split is held out."
+        )
+    if not isinstance(train.features.get(label_column), ClassLabel):
+        logger.info(f"--label_column={label_column!r} is not a ClassLabel: the held-out part is drawn at random, "
+                    "not stratified by class")
+        parts = train.train_test_split(test_size=fraction, seed=seed)
+        return parts["train"], parts["test"]
+    try:
+        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column=label_column)
+    except ValueError as error:  # too few images for a share of every class on both sides
+        raise UserInputError(
+            f"--train_val_split={fraction}: {len(train)} images cannot be split with every class in both parts "
+            f"({error}). Hold out a larger fraction, add images, or give a held-out split (--validation_dir)."
+        ) from None
+    return parts["train"], parts["test"]
 
 
 def label_names(train: datasets.Dataset, label_column: str) -> list[str]:

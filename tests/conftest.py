@@ -1,7 +1,17 @@
+import datasets
 import pytest
 import torch
 
 from modeling_dems import DemsConfig
+
+
+@pytest.fixture(autouse=True, scope="session")
+def datasets_cache(tmp_path_factory):
+    """In-process loads (image folders, split indices) cache under the session's tmp folder, not in ~/.cache."""
+    default = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = tmp_path_factory.mktemp("hf_datasets_cache")
+    yield
+    datasets.config.HF_DATASETS_CACHE = default
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import train
 from dems_training import UserInputError
 from dems_training.data_sets import check_label_range, label_names, load_data
 from dems_training.digits import load_digits_dataset
-from dems_training.image_folder import load_image_folder
 
 
 def test_digits_is_a_fixed_split_of_real_grey_digits():
@@ -67,7 +66,7 @@ def test_image_folder_skips_broken_files_and_names_each(tmp_path, caplog):
 def test_image_folder_stops_on_broken_files_when_asked(tmp_path):
     broken = make_folder(tmp_path, broken=True)
     with pytest.raises(UserInputError) as error:
-        load_image_folder(str(tmp_path / "train"), "--train_dir", broken_images="error")
+        load_data(train_dir=str(tmp_path), broken_images="error")
     assert "2 image file(s) cannot be read" in str(error.value)
     assert all(path in str(error.value) for path in broken)
 
