@@ -333,21 +333,23 @@ def run(argv: list[str]) -> dict:
     if recipe_args.keep_freed_memory and not keep_freed_memory():
         raise UserInputError("--keep_freed_memory needs glibc (Linux); this C library has no such setting.")
 
-    data = load_data(
-        dataset=data_args.dataset,
-        dataset_config_name=data_args.dataset_config_name,
-        data_dir=data_args.data_dir,
-        image_column=data_args.image_column,
-        label_column=data_args.label_column,
-        train_dir=data_args.train_dir,
-        validation_dir=data_args.validation_dir,
-        train_val_split=data_args.train_val_split,
-        broken_images=data_args.broken_images,
-        cache_dir=model_args.cache_dir,
-        token=model_args.token,
-        seed=training_args.seed,
-        preprocessing_num_workers=data_args.preprocessing_num_workers,
-    )
+    # One process loads first and fills datasets' cache (downloads, the image check); the others then read it.
+    with training_args.main_process_first(desc="loading the data"):
+        data = load_data(
+            dataset=data_args.dataset,
+            dataset_config_name=data_args.dataset_config_name,
+            data_dir=data_args.data_dir,
+            image_column=data_args.image_column,
+            label_column=data_args.label_column,
+            train_dir=data_args.train_dir,
+            validation_dir=data_args.validation_dir,
+            train_val_split=data_args.train_val_split,
+            broken_images=data_args.broken_images,
+            cache_dir=model_args.cache_dir,
+            token=model_args.token,
+            seed=training_args.seed,
+            preprocessing_num_workers=data_args.preprocessing_num_workers,
+        )
     logger.info(f"Data: {data.source}: {len(data.train)} train / {len(data.eval)} held-out images, "
                 f"{len(data.class_names)} classes")
 
