@@ -638,3 +638,37 @@ def test_label_json_object_names_the_classes_by_id(tmp_path, saved, capfd):
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["id2label"] == {"0": "cat", "1": "dog", "2": "bird"}
     assert config["label2id"] == {"cat": 0, "dog": 1, "bird": 2}
+
+
+def test_a_hub_failure_is_one_line_with_exit_code_1_and_changes_nothing(tmp_path, saved, capfd, monkeypatch):
+    """Not a user error (the command line was fine): exit code 1, not 2, but one line all the same."""
+    import httpx2
+    import huggingface_hub.constants as hub_constants
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(tmp_path.parent / f"{tmp_path.name}-no-cached-token"))
+    monkeypatch.setenv("HF_TOKEN", "hf_user_errors_test_token")
+
+    def refuse(self, repo_id, **kwargs):
+        request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+        raise HfHubHTTPError("403 Forbidden: no write access", response=httpx2.Response(403, request=request))
+
+    monkeypatch.setattr(HfApi, "create_repo", refuse)
+    model = _model(tmp_path, saved)
+    labels = _write(tmp_path / "labels.txt", "cat\ndog\nbird\n")
+    before = _snapshot(tmp_path)
+    code = push_to_hub.main([str(model), "--repo_id", "me/dems", "--labels", str(labels)])
+    out, err = capfd.readouterr()
+    assert code == 1 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    assert re.match(
+        r"push_to_hub.py: error: the Hub refused to create the repository for me/dems \(check that your token has "
+        r"write access to it\): 403 Forbidden.*; nothing was uploaded$",
+        lines[0],
+    )
+    assert "hf_user_errors_test_token" not in err
+    assert _snapshot(tmp_path) == before
