@@ -143,7 +143,8 @@ def check_args(args: argparse.Namespace) -> None:
         from configuration_dems import DEMS_PRESETS
 
         if args.preset not in DEMS_PRESETS:
-            raise UserInputError(f"unknown preset {args.preset!r}; choose one of: {', '.join(sorted(DEMS_PRESETS))}")
+            choices = ", ".join(sorted(DEMS_PRESETS))
+            raise UserInputError(f"--preset: unknown preset {args.preset!r}; choose one of: {choices}")
     if args.num_labels is not None and args.num_labels < 1:
         raise UserInputError(f"--num_labels={args.num_labels} must be a positive integer")
     for option in ("image_mean", "image_std"):
