@@ -23,36 +23,58 @@ written anywhere by this script.
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import sys
 import tempfile
 from pathlib import Path
 
+from dems_training import UserInputError
+from dems_training.command import run_command
 from dems_training.hub_export import (
-    PushError,
+    HubError,
     apply_labels,
     build_folder,
     card_summary,
     check_local_dir,
+    check_processor_fits,
+    load_processor,
     load_source,
     one_line,
+    read_labels,
+    staging_parent,
     upload,
     verify_folder,
     write_local_dir,
 )
 
 
+PROG = "push_to_hub.py"
+DEFAULT_COMMIT_MESSAGE = "Upload DEMS-ViT model"
+# Exit code of a failure of the Hub itself (unreachable, a refused request); a user error exits with 2.
+HUB_ERROR_EXIT_CODE = 1
+# What an upload uses and --local_dir (which uploads nothing) would silently ignore.
+UPLOAD_OPTIONS = ("private", "revision", "commit_message", "create_pr")
+# Options that take text: an empty value ("--revision ''", an unset shell variable) is refused rather than read as
+# "not given".
+TEXT_OPTIONS = (
+    "repo_id", "revision", "commit_message", "local_dir", "preset", "processor", "labels", "dataset", "results",
+    "model_name", "base_model", "license",
+)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------------- arguments
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", help="a save_pretrained folder (e.g. a train.py output) or a reference .pth file")
     hub = parser.add_argument_group("Hub")
     hub.add_argument("--repo_id", help="target repository, e.g. me/dems-tiny-cifar100")
     hub.add_argument("--private", action="store_true", help="create the repository as private")
     hub.add_argument("--revision", help="branch to commit to (created from main when missing)")
-    hub.add_argument("--commit_message", default="Upload DEMS-ViT model", help="default: %(default)r")
+    hub.add_argument("--commit_message", help=f"default: {DEFAULT_COMMIT_MESSAGE!r}")
     hub.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
     local = parser.add_argument_group("local export (uploads nothing)")
     local.add_argument("--local_dir", help="write the repository folder here and upload nothing")
@@ -68,7 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a folder whose preprocessor_config.json replaces the source's (e.g. a Caltech101 resize + crop)",
     )
     card = parser.add_argument_group("labels and model card")
-    card.add_argument("--labels", help="class names: a JSON list, a text file (one per line) or comma-separated")
+    card.add_argument(
+        "--labels",
+        help="class names, one per class of the model: a JSON file (a list, or {\"0\": name, ...}), a text file "
+        "(one per line), a JSON list or comma-separated",
+    )
     card.add_argument("--dataset", help="Hub data set id the model was trained on, e.g. uoft-cs/cifar100")
     card.add_argument("--results", help="a metrics JSON file (default: the source folder's *_results.json)")
     card.add_argument("--model_name", help="title of the card (default: the repository or source name)")
@@ -78,27 +104,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Argument combinations that cannot work, refused before anything is loaded."""
-    if not args.repo_id and not args.local_dir and not args.dry_run:
-        raise PushError("give --repo_id to upload, or --local_dir / --dry_run to build the folder without uploading")
-    if args.repo_id:
-        from huggingface_hub.utils import HFValidationError, validate_repo_id
+    """Options that cannot work, alone or together, refused before anything is loaded or written."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-        try:
-            validate_repo_id(args.repo_id)
-        except HFValidationError as error:
-            raise PushError(f"--repo_id {args.repo_id!r} is not a valid repository id: {one_line(error)}") from error
+    for option in TEXT_OPTIONS:
+        value = getattr(args, option)
+        if value is not None and not value.strip():
+            raise UserInputError(f"--{option} {value!r} is empty; give a value or leave the option out")
+    if not Path(args.source).exists():
+        raise UserInputError(
+            f"source {args.source} does not exist; give a save_pretrained folder or a reference .pth file"
+        )
+    if not args.repo_id and not args.local_dir and not args.dry_run:
+        raise UserInputError(
+            "give --repo_id to upload, or --local_dir / --dry_run to build the folder without uploading"
+        )
+    if args.local_dir and args.dry_run:
+        raise UserInputError(
+            f"--dry_run writes nothing, --local_dir {args.local_dir} writes the folder there: give one of them"
+        )
+    if args.local_dir:
+        given = [f"--{option}" for option in UPLOAD_OPTIONS if getattr(args, option) not in (None, False)]
+        if given:
+            raise UserInputError(
+                f"{', '.join(given)} apply to an upload, and --local_dir {args.local_dir} uploads nothing; leave "
+                f"{'them' if len(given) > 1 else 'it'} out (or use --dry_run to rehearse the upload)"
+            )
+    for option in ("repo_id", "base_model"):
+        value = getattr(args, option)
+        if value:
+            try:
+                validate_repo_id(value)
+            except HFValidationError as error:
+                raise UserInputError(f"--{option} {value!r} is not a valid repository id: {one_line(error)}") from None
+    if len(args.license.split()) != 1:
+        raise UserInputError(f"--license {args.license!r} is not a license id such as apache-2.0, mit or other")
     if args.preset is not None:
         from configuration_dems import DEMS_PRESETS
 
         if args.preset not in DEMS_PRESETS:
-            raise PushError(f"unknown preset {args.preset!r}; choose one of: {', '.join(sorted(DEMS_PRESETS))}")
+            choices = ", ".join(sorted(DEMS_PRESETS))
+            raise UserInputError(f"--preset: unknown preset {args.preset!r}; choose one of: {choices}")
     if args.num_labels is not None and args.num_labels < 1:
-        raise PushError(f"--num_labels={args.num_labels} must be a positive integer")
-    if args.results and not os.path.isfile(args.results):
-        raise PushError(f"--results {args.results} is not a file")
-    if args.processor and not os.path.isfile(os.path.join(args.processor, "preprocessor_config.json")):
-        raise PushError(f"--processor {args.processor} is not a folder with a preprocessor_config.json")
+        raise UserInputError(f"--num_labels={args.num_labels} must be a positive integer")
+    for option in ("image_mean", "image_std"):
+        values = getattr(args, option)
+        if values is not None and not all(math.isfinite(v) for v in values):
+            raise UserInputError(f"--{option} {' '.join(map(str, values))}: every value must be a finite number")
+    if args.image_std is not None and min(args.image_std) <= 0:
+        raise UserInputError(
+            f"--image_std {' '.join(map(str, args.image_std))}: every value must be positive (pixels are divided by it)"
+        )
+    if args.results:
+        results = Path(args.results)
+        if not results.exists():
+            raise UserInputError(f"--results {args.results} does not exist; give a metrics JSON file")
+        if not results.is_file():
+            raise UserInputError(f"--results {args.results} is not a file; give a metrics JSON file")
+    if args.processor:
+        processor = Path(args.processor)
+        if not processor.exists():
+            raise UserInputError(
+                f"--processor {args.processor} does not exist; give a folder with a preprocessor_config.json"
+            )
+        if not processor.is_dir():
+            raise UserInputError(
+                f"--processor {args.processor} is a file; give the folder that holds a preprocessor_config.json"
+            )
+        if not (processor / "preprocessor_config.json").is_file():
+            raise UserInputError(f"--processor {args.processor} is not a folder with a preprocessor_config.json")
+        if args.image_mean is not None or args.image_std is not None:
+            raise UserInputError(
+                f"--image_mean / --image_std would be overridden by --processor {args.processor}'s normalisation; "
+                "give one or the other"
+            )
 
 
 # ------------------------------------------------------------------------------------------------------ upload
@@ -117,12 +196,14 @@ def run(args: argparse.Namespace) -> None:
     check_args(args)
     local_dir = Path(args.local_dir) if args.local_dir else None
     if local_dir is not None:
-        check_local_dir(local_dir, Path(args.source), args.overwrite)
+        inputs = {"--labels": args.labels, "--results": args.results, "--processor": args.processor}
+        check_local_dir(local_dir, Path(args.source), args.overwrite, inputs)
+    names = read_labels(args.labels) if args.labels else None  # before the (slow) load: a bad file fails at once
     uploading = not (local_dir or args.dry_run)
     # Looked up before the (slow) export so that a missing login fails at once.
     token = resolve_token() if uploading else None
     if uploading and not token:
-        raise PushError(
+        raise UserInputError(
             "no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --local_dir / --dry_run to only "
             "build the folder); nothing was uploaded"
         )
@@ -131,48 +212,61 @@ def run(args: argparse.Namespace) -> None:
     hf_logging.disable_progress_bar()  # the listing below is the output; per-tensor bars only hide it
     source = load_source(Path(args.source), args.preset, args.num_labels, args.image_mean, args.image_std)
     if args.processor:
-        from modeling_dems import DemsImageProcessor
-
-        source.processor = DemsImageProcessor.from_pretrained(args.processor)
-    apply_labels(source.model, args.labels)
+        source.processor = load_processor(Path(args.processor), "--processor")
+        origin = f"--processor {args.processor}"
+    elif source.folder is not None and (source.folder / "preprocessor_config.json").is_file():
+        origin = f"{source.folder / 'preprocessor_config.json'}"
+    else:
+        origin = "the image processor built for the checkpoint (--image_mean / --image_std)"
+    check_processor_fits(source.model, source.processor, origin)
+    apply_labels(source.model, names, args.labels)
     summary = card_summary(source, args.dataset, args.results, args.base_model)
     model_name = args.model_name or (args.repo_id.split("/")[-1] if args.repo_id else source.name)
-    parent = local_dir.resolve().parent if local_dir else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
     # Built in a fresh directory (next to --local_dir so the final move is a rename) and only moved into place
     # once complete and verified: a failure leaves an existing --local_dir untouched.
-    with tempfile.TemporaryDirectory(prefix=".dems-export-", dir=parent) as tmp:
+    try:
+        workspace = tempfile.TemporaryDirectory(
+            prefix=".dems-export-", dir=staging_parent(local_dir) if local_dir else None
+        )
+    except OSError as error:
+        raise UserInputError(f"cannot write next to --local_dir {local_dir}: {one_line(error)}") from None
+    with workspace as tmp:
         staging = Path(tmp) / "repo"
         staging.mkdir()
-        names = build_folder(
+        files = build_folder(
             source, staging, summary, model_name=model_name, repo_id=args.repo_id, license=args.license
         )
         verify_folder(source, staging)
-        listing = "\n".join(f"  {n}  ({(staging / n).stat().st_size:,} bytes)" for n in names)
+        listing = "\n".join(f"  {n}  ({(staging / n).stat().st_size:,} bytes)" for n in files)
         if uploading:
             url = upload(
-                staging, args.repo_id, token, args.private, args.revision, args.commit_message, args.create_pr
+                staging,
+                args.repo_id,
+                token,
+                args.private,
+                args.revision,
+                args.commit_message or DEFAULT_COMMIT_MESSAGE,
+                args.create_pr,
             )
-            print(f"uploaded {len(names)} files to {args.repo_id}: {url}\n{listing}")
+            print(f"uploaded {len(files)} files to {args.repo_id}: {url}\n{listing}")
         elif local_dir is not None:
             write_local_dir(staging, local_dir)
-            print(f"wrote {len(names)} files to {local_dir} (nothing uploaded)\n{listing}")
+            print(f"wrote {len(files)} files to {local_dir} (nothing uploaded)\n{listing}")
         else:
-            print(f"dry run: would upload {len(names)} files to {args.repo_id or '<repo_id>'} (nothing uploaded)")
+            print(f"dry run: would upload {len(files)} files to {args.repo_id or '<repo_id>'} (nothing uploaded)")
             print(listing)
             if args.repo_id and not resolve_token():
                 print("note: no Hugging Face token found; set HF_TOKEN or run `hf auth login` before uploading")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """0 on success; 2 after a user error (one line on stderr, as every command of the project); 1 when the Hub
+    fails (one line too). Anything else is a bug and keeps its traceback."""
     try:
-        run(args)
-    except PushError as error:
-        print(f"push_to_hub.py: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv)
+    except HubError as error:
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return HUB_ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ _BLOCK_KEY = re.compile(r"blocks\.(\d+)\.")
 _POSITION_TOLERANCE = 1e-5
 # How torch.load(weights_only=True) names the Python object it refuses to build.
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+_WEIGHTS_ONLY_REMEDY = (
+    "Only the weights are needed: where the checkpoint was made, save its 'model' entry (a dict of tensors) alone "
+    "with torch.save, and convert that file."
+)
 
 
 class ReferenceCheckpointError(UserInputError):
@@ -70,25 +74,27 @@ def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file comes as RuntimeError, EOFError, KeyError or UnpicklingError
-        raise ReferenceCheckpointError(_unreadable_checkpoint_message(path, error)) from None
+        raise ReferenceCheckpointError(unreadable_torch_file_message(path, error, _WEIGHTS_ONLY_REMEDY)) from None
     return unwrap_reference_state_dict(checkpoint)
 
 
-def _unreadable_checkpoint_message(path: Path, error: Exception) -> str:
+def unreadable_torch_file_message(path: Path, error: Exception, remedy: str) -> str:
+    """Why `torch.load(path, weights_only=True)` failed, in one sentence or two: a Python object the safe loader
+    refuses (named, with `remedy`: how to get a file of weights only), or a truncated / damaged / foreign file.
+    Shared with push_to_hub.py, which reads a folder's pytorch_model.bin the same safe way."""
     # torch's own messages suggest weights_only=False, which runs whatever code the file carries: never repeated here.
     message = str(error)
     refused = _REFUSED_GLOBAL.search(message)
     if refused:
         return (
             f"{path}: the safe loader, torch.load(weights_only=True), refuses it: it holds {refused.group(1)}, which "
-            "is not a tensor, number, string or plain container (or the file is damaged). Only the weights are "
-            "needed: where the checkpoint was made, save its 'model' entry (a dict of tensors) alone with "
-            "torch.save, and convert that file."
+            f"is not a tensor, number, string or plain container (or the file is damaged). {remedy}"
         )
+    # The first sentence of torch's detail: the rest is advice on how the file may have been damaged.
     lines = [line.strip() for line in message.split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
     return (
         f"cannot read {path} as a PyTorch checkpoint: it is truncated, damaged or not a torch.save file "
-        f"({type(error).__name__}: {lines[0] if lines else 'no detail'})."
+        f"({type(error).__name__}: {lines[0].split('. ')[0] if lines else 'no detail'})."
     )
 
 
@@ -289,9 +295,10 @@ def convert_command(args: argparse.Namespace) -> None:
     )
 
 
-def read_id2label(path: Path) -> dict[int, str]:
-    """Class names from a JSON file: a list of names, or an object `{id: name}` with the ids 0 .. n-1."""
-    flag = f"--id2label={path}"
+def read_id2label(path: Path, flag: str | None = None) -> dict[int, str]:
+    """Class names from a JSON file: a list of names, or an object `{id: name}` with the ids 0 .. n-1. `flag` is
+    how the messages name the file (default `--id2label=path`; push_to_hub.py's `--labels` reads the same files)."""
+    flag = flag or f"--id2label={path}"
     try:
         names = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -320,6 +327,7 @@ __all__ = [
     "load_reference_state_dict",
     "main",
     "read_id2label",
+    "unreadable_torch_file_message",
 ]
 
 if __name__ == "__main__":
