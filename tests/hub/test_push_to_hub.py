@@ -25,7 +25,7 @@ from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # push_to_hub.py is a top-level script, not part of the installed packages: load it from the checkout.
 _spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
 push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_spec(_spec))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 METRIC_SCRIPT = "dems_training/metrics/top_k_accuracy/top_k_accuracy.py"
 # What a fresh clone holds (plus anything untracked): no virtual environment, build output or run folders.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_SCRIPT = os.path.join(REPO, "train.py")
 
 # One 16x16 region, 3 blocks, width 32. The first block sees every token before the two merges: merging at block 1
