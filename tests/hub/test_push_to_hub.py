@@ -18,6 +18,7 @@ import torch
 from hub_helpers import check_loads_without_the_project, exported_files
 from huggingface_hub import HfApi
 from PIL import Image
+from tiny_configs import TINY_LABELS, make_tiny_config
 
 from dems_training.hub_export import PushError, Source, verify_folder
 from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
@@ -30,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
 push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(push_to_hub)
-LABELS = ["cat", "dog", "bird"]
+LABELS = list(TINY_LABELS)
 SECRET = "hf_push_test_secret_0123456789"
 PROJECT_PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 TRAIN_RECIPE = {"stage": "pretrain", "epochs": 3, "peak learning rate": 0.01}
@@ -41,26 +42,11 @@ HISTORY = [
 EVENTS_FILE = "runs/Jan01_00-00-00_host/events.out.tfevents.1.host"
 
 
-def tiny_config() -> DemsConfig:
-    return DemsConfig(
-        image_size=16,
-        patch_size=2,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        merge_layers=[1, 2],
-        num_merged_tokens=[8, 4],
-        num_labels=3,
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
-    )
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A train.py-like output folder of a tiny model after a few optimizer steps, and the model itself."""
     torch.manual_seed(0)
-    model = DemsForImageClassification(tiny_config())
+    model = DemsForImageClassification(make_tiny_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(4):
@@ -463,7 +449,7 @@ def test_error_nothing_to_do(trained, capsys):
 
 def test_export_check_catches_weights_that_differ(exported):
     # The folder is reloaded and compared tensor by tensor before anything is written out or uploaded.
-    other = DemsForImageClassification(tiny_config())
+    other = DemsForImageClassification(make_tiny_config())
     with pytest.raises(PushError, match="the exported weights differ from the model's"):
         verify_folder(Source(model=other, processor=None, name="other"), exported)
 
