@@ -43,11 +43,16 @@ HISTORY = [
 EVENTS_FILE = "runs/Jan01_00-00-00_host/events.out.tfevents.1.host"
 
 
+def tiny_config() -> DemsConfig:
+    """The tests' "tiny" config (tiny_configs.py): one 16x16 region, 2 blocks, cat/dog/bird."""
+    return make_tiny_config()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A train.py-like output folder of a tiny model after a few optimizer steps, and the model itself."""
     torch.manual_seed(0)
-    model = DemsForImageClassification(make_tiny_config())
+    model = DemsForImageClassification(tiny_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(4):
@@ -450,7 +455,7 @@ def test_error_nothing_to_do(trained, capsys):
 
 def test_export_check_catches_weights_that_differ(exported):
     # The folder is reloaded and compared tensor by tensor before anything is written out or uploaded.
-    other = DemsForImageClassification(make_tiny_config())
+    other = DemsForImageClassification(tiny_config())
     with pytest.raises(PushError, match="the exported weights differ from the model's"):
         verify_folder(Source(model=other, processor=None, name="other"), exported)
 
