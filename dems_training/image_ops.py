@@ -18,7 +18,7 @@ from PIL import Image, ImageChops, ImageEnhance
 
 # Resampling filters torch's antialiased uint8 kernels compute as PIL does (PIL's bicubic is a = -0.5, as torch's
 # antialiased bicubic). Both work in fixed point, with weights of different precision: results agree within one level
-# of 255, but for a few bicubic pixels in a million that differ by two (tests/test_train_image_ops.py).
+# of 255, but for a few bicubic pixels in a million that differ by two (tests/training/test_train_image_ops.py).
 TORCH_RESAMPLING = {Image.Resampling.BILINEAR: "bilinear", Image.Resampling.BICUBIC: "bicubic"}
 # Below this many output pixels PIL's resize is cheaper than the tensor round trip torch's kernels need.
 TORCH_RESIZE_MIN_PIXELS = 64 * 64

@@ -1,6 +1,7 @@
 import datasets
 import pytest
 import torch
+from tiny_configs import make_tiny_config
 
 from modeling_dems import DemsConfig
 
@@ -16,22 +17,21 @@ def datasets_cache(tmp_path_factory):
 
 @pytest.fixture
 def small_config() -> DemsConfig:
-    """A fast config with every DEMS feature: 4 regions, two merges, 4 blocks, 3 classes."""
-    return DemsConfig(
-        image_size=32,
-        patch_size=2,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        merge_layers=[2, 4],
-        num_merged_tokens=[10, 3],
-        mlp_ratios=[4.0, 2.0, 3.0],
-        num_labels=3,
-        id2label={0: "cat", 1: "dog", 2: "bird"},
-        label2id={"cat": 0, "dog": 1, "bird": 2},
-    )
+    """A fast config with every DEMS feature: 4 regions, two merges, 4 blocks, 3 classes (cat, dog, bird)."""
+    return make_tiny_config("four_regions")
 
 
 @pytest.fixture
 def pixels() -> torch.Tensor:
     return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture
+def single_torch_thread():
+    """Train on one thread: the runs here are tiny, and on a shared machine two OpenMP threads spinning against
+    other processes make them several times slower. Autouse in tests/training (its conftest.py); elsewhere ask for
+    it with `pytest.mark.usefixtures("single_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from train_helpers import tiny_run_args
 
 import train
 from configuration_dems import DemsConfig

@@ -15,7 +15,7 @@ import sys
 
 
 PROJECT_PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
-REPO_ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+REPO_ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir))
 
 
 def hide_project() -> None:

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import save_file
-from train_helpers import REPO, TRAIN_SCRIPT, offline_env, run_train_script, single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from train_helpers import REPO, TRAIN_SCRIPT, offline_env, run_train_script, tiny_run_args
 from transformers.trainer_callback import TrainerState
 
 import train

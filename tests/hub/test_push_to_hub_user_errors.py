@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 from reference_dems import random_reference_state_dict
+from tiny_configs import make_tiny_config
 
-from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
+from modeling_dems import DemsForImageClassification, DemsImageProcessor
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # push_to_hub.py is a top-level script, not part of the installed packages: load it from the checkout.
 _spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
 push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_spec(_spec))
@@ -36,11 +37,7 @@ def saved(tmp_path_factory):
     10-class model that the converter reads (12 blocks, merges [6, 10])."""
     root = tmp_path_factory.mktemp("saved")
     torch.manual_seed(0)
-    config = DemsConfig(
-        image_size=16, patch_size=2, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, merge_layers=[1, 2],
-        num_merged_tokens=[8, 4], num_labels=3,
-    )  # fmt: skip
-    model = DemsForImageClassification(config)
+    model = DemsForImageClassification(make_tiny_config(labels=3, num_hidden_layers=3))
     model.save_pretrained(root / "model")
     DemsImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "model")
     state_dict = random_reference_state_dict(dim=32, patch=2, image_size=16, channels=3, depth=12, classes=10,

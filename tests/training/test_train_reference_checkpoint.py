@@ -4,7 +4,7 @@ import json
 
 import torch
 from reference_dems import random_reference_state_dict
-from train_helpers import QUIET, single_torch_thread  # noqa: F401  (autouse)
+from train_helpers import QUIET
 from train_synthetic import make_synthetic_folder
 
 import train

@@ -10,7 +10,8 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset
 from PIL import Image
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from tiny_configs import make_tiny_config
+from train_helpers import tiny_run_args
 from transformers import TrainingArguments, ViTForImageClassification, pipeline
 
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
@@ -26,10 +27,9 @@ from modeling_dems.modeling_dems import soft_target_cross_entropy
 
 
 def tiny_dems_config(**overrides) -> DemsConfig:
-    """What train.py builds for digits with tests' TINY_MODEL: 16x16 input, patch 2, width 32, 3 blocks."""
-    fields = dict(image_size=16, patch_size=2, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                  merge_layers=[2, 3], num_merged_tokens=[16, 8], mlp_ratios=[2.0, 2.0, 2.0], num_labels=10)
-    return DemsConfig(**{**fields, **overrides})
+    """What train.py builds for digits with tiny_run_args' model (the "train_py" tiny config): 16x16 input, patch 2,
+    width 32, 3 blocks, MLP ratio 2, 10 classes."""
+    return make_tiny_config("train_py", labels=10, **overrides)
 
 
 # Parameters of that ViT, counted by hand (no qkv bias, as DEMS):

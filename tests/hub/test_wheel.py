@@ -12,9 +12,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from tiny_configs import tiny_config_fields
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 METRIC_SCRIPT = "dems_training/metrics/top_k_accuracy/top_k_accuracy.py"
 # What a fresh clone holds (plus anything untracked): no virtual environment, build output or run folders.
@@ -39,8 +40,7 @@ from dems_training.metrics import TOP_K_ACCURACY_PATH, TopKAccuracy
 from modeling_dems import DemsConfig, DemsForImageClassification
 
 torch.manual_seed(0)
-config = DemsConfig(image_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, merge_layers=[1, 2],
-                    num_merged_tokens=[8, 4], num_labels=4)
+config = DemsConfig(**json.loads(sys.argv[2]))  # the tests' "tiny" config, 4 classes
 model = DemsForImageClassification(config).eval()
 pixels = torch.randn(8, 3, 16, 16)
 labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
@@ -83,7 +83,8 @@ def test_wheel_installs_and_evaluates_without_the_checkout(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "HUGGING"))}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), OMP_NUM_THREADS="1")
-    proc = run([python, "-I", "-c", USE_THE_INSTALL, ",".join(PACKAGES)], cwd=elsewhere, env=env)
+    config = json.dumps(tiny_config_fields("tiny", labels=4))
+    proc = run([python, "-I", "-c", USE_THE_INSTALL, ",".join(PACKAGES), config], cwd=elsewhere, env=env)
     used = json.loads(proc.stdout.strip().splitlines()[-1])
 
     # Every module of the library came from the wheel's install, none from the checkout.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Image, Value
 from PIL import Image as PILImage
-from train_helpers import offline_env, run_train_script, single_torch_thread  # noqa: F401  (autouse)
+from train_helpers import offline_env, run_train_script
 
 import train
 from dems_training import UserInputError

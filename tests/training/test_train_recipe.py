@@ -1,7 +1,6 @@
 """--stage defaults, flag precedence, the global batch and the derived learning rate, config overrides."""
 
 import pytest
-from train_helpers import single_torch_thread  # noqa: F401  (autouse)
 
 import train
 from dems_training import UserInputError

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from datasets import Image as ImageFeature
 from PIL import Image
-from train_helpers import single_torch_thread  # noqa: F401  (autouse)
 
 import train
 from benchmarks import image_folder_check

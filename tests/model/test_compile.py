@@ -5,29 +5,15 @@ import warnings
 
 import pytest
 import torch
+from tiny_configs import make_tiny_config
 
-from configuration_dems import DemsConfig
 from modeling_dems.modeling_dems import DemsForImageClassification
 
 
-def tiny_config(**overrides) -> DemsConfig:
-    # One 16x16 region (patch 2), two blocks with a merge before each: every code path of the full model, small.
-    values = {
-        "image_size": 16,
-        "patch_size": 2,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "merge_layers": [1, 2],
-        "num_merged_tokens": [16, 8],
-        "num_labels": 5,
-    }
-    return DemsConfig(**{**values, **overrides})
-
-
 def tiny_model(attn_implementation: str = "sdpa", **overrides) -> DemsForImageClassification:
+    # The "tiny" config (one 16x16 region, two blocks with a merge before each): every code path of the full model.
     torch.manual_seed(0)
-    config = tiny_config(**overrides)
+    config = make_tiny_config(labels=5, **overrides)
     return DemsForImageClassification._from_config(config, attn_implementation=attn_implementation)
 
 

@@ -13,13 +13,15 @@ import pytest
 from hub_helpers import check_loads_without_the_project, exported_files
 from huggingface_hub import HfApi, ModelCard, RepoUrl
 from huggingface_hub.utils import filter_repo_objects
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from train_helpers import tiny_run_args
 
 import train
 from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
 from modeling_dems import DemsForImageClassification
 
 
+# These tests run train.py: on one torch thread, as every test in tests/training.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 REPO_ID = "me/dems-digits"
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from train_helpers import tiny_run_args
 from train_synthetic import CLASSES, make_synthetic_folder, synthetic_image
 from transformers import pipeline
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import train
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Minor page faults of touching a fresh 64 MiB tensor (16384 pages of 4 KiB): the fewest over several rounds.
 CHILD = """

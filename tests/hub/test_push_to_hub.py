@@ -18,6 +18,8 @@ import torch
 from hub_helpers import check_loads_without_the_project, exported_files
 from huggingface_hub import HfApi
 from PIL import Image
+from reference_dems import random_reference_state_dict, reference_logits
+from tiny_configs import TINY_LABELS, make_tiny_config
 
 from dems_training.hub_export import Source, verify_folder
 from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
@@ -25,12 +27,12 @@ from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # push_to_hub.py is a top-level script, not part of the installed packages: load it from the checkout.
 _spec = importlib.util.spec_from_file_location("push_to_hub", REPO_ROOT / "push_to_hub.py")
 push_to_hub = sys.modules.setdefault("push_to_hub", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(push_to_hub)
-LABELS = ["cat", "dog", "bird"]
+LABELS = list(TINY_LABELS)
 SECRET = "hf_push_test_secret_0123456789"
 PROJECT_PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 TRAIN_RECIPE = {"stage": "pretrain", "epochs": 3, "peak learning rate": 0.01}
@@ -42,18 +44,8 @@ EVENTS_FILE = "runs/Jan01_00-00-00_host/events.out.tfevents.1.host"
 
 
 def tiny_config() -> DemsConfig:
-    return DemsConfig(
-        image_size=16,
-        patch_size=2,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        merge_layers=[1, 2],
-        num_merged_tokens=[8, 4],
-        num_labels=3,
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
-    )
+    """The tests' "tiny" config (tiny_configs.py): one 16x16 region, 2 blocks, cat/dog/bird."""
+    return make_tiny_config()
 
 
 @pytest.fixture(scope="module")
@@ -487,66 +479,25 @@ def test_command_line_reports_errors_in_one_line(tmp_path):
 
 # -------------------------------------------------------------------------------------------------- .pth input
 
-# Our parameter names -> the reference release's (ARCHITECTURE.md, reference_state_dict.txt), to write a
-# reference-format checkpoint of a known model.
-_TO_REFERENCE = [
-    (r"dems\.embeddings\.cls_token", "cls_token"),
-    (r"dems\.embeddings\.patch_embeddings\.0\.projection\.", "patch_embed.proj."),
-    (r"dems\.embeddings\.patch_embeddings\.1\.projection\.", "patch_embed_2.proj."),
-    (r"dems\.embeddings\.patch_embeddings\.2\.depthwise1\.", "patch_embed_4.proj.proj-1."),
-    (r"dems\.embeddings\.patch_embeddings\.2\.depthwise2\.", "patch_embed_4.proj.proj-2."),
-    (r"dems\.embeddings\.patch_embeddings\.2\.pointwise\.", "patch_embed_4.proj.point_wise."),
-    (r"dems\.embeddings\.patch_embeddings\.3\.depthwise1\.", "patch_embed_8.proj.proj-1."),
-    (r"dems\.embeddings\.patch_embeddings\.3\.depthwise2\.", "patch_embed_8.proj.proj-2."),
-    (r"dems\.embeddings\.patch_embeddings\.3\.pointwise\.", "patch_embed_8.proj.point_wise."),
-    (r"dems\.encoder\.layers\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"dems\.encoder\.layers\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"dems\.encoder\.layers\.(\d+)\.attention\.", r"blocks.\1.attn."),
-    (r"dems\.encoder\.layers\.(\d+)\.mlp\.", r"blocks.\1.mlp."),
-    (r"dems\.layernorm\.", "norm."),
-    (r"classifier\.", "head."),
-]
-
-
-def write_reference_checkpoint(model, path: Path) -> None:
-    """torch.save it as the reference's DDP training saved: under `model`, keys prefixed `module.`."""
-    import re
-
-    from modeling_dems.modeling_dems import sincos_position_embedding_2d
-
-    config, reference = model.config, {}
-    for key, tensor in model.state_dict().items():
-        if match := re.fullmatch(r"dems\.encoder\.mergers\.(\d+)\.(.+)", key):
-            index = int(match.group(1)) + 1
-            reference[f"mlp{index}.{match.group(2)}"] = tensor
-            if match.group(2).startswith("norm."):
-                reference[f"norm_merge{index}.{match.group(2)[5:]}"] = tensor.clone()
-            continue
-        new = next(re.sub(p, r, key) for p, r in _TO_REFERENCE if re.match(p, key))
-        assert new != key, key
-        reference[new] = tensor
-    for suffix, factor in (("", 1), ("_2", 2), ("_4", 4), ("_8", 8)):
-        side = config.image_size // (config.patch_size * factor)
-        reference[f"pos_embed{suffix}"] = sincos_position_embedding_2d(side, side, config.hidden_size)[None]
-    checkpoint = {"model": {f"module.{k}": v for k, v in reference.items()}, "epoch": 799}
-    torch.save(checkpoint, path)
+# A checkpoint in the reference release's layout: its keys and shapes are those of the spec's listing
+# (tests/model/data/reference_state_dict.txt, checked by test_convert.py), its logits come from the independent
+# reference forward (reference_dems.py), so a wrong key map in the converter fails the tests below.
+REFERENCE_LAYOUT = {"dim": 64, "patch": 2, "image_size": 16, "channels": 3, "depth": 12, "classes": 5, "merged": (8, 4)}
 
 
 @pytest.fixture(scope="module")
 def reference_checkpoint(tmp_path_factory):
-    """A random model whose config the converter infers from the shapes alone (12 blocks, merges [6, 10], width
-    64 so one head), saved in the reference format."""
-    torch.manual_seed(3)
-    config = DemsConfig(image_size=16, patch_size=2, hidden_size=64, num_attention_heads=1, num_merged_tokens=[8, 4])
-    config.num_labels = 5
-    model = DemsForImageClassification(config).eval()
+    """A random reference state dict whose config the converter infers from the shapes alone (12 blocks, merges
+    [6, 10], width 64 so one head), saved as the reference's DDP training saved it: under `model`, keys prefixed
+    `module.`."""
+    state_dict = random_reference_state_dict(seed=3, **REFERENCE_LAYOUT)
     path = tmp_path_factory.mktemp("reference") / "checkpoint.pth"
-    write_reference_checkpoint(model, path)
-    return model, path
+    torch.save({"model": {f"module.{k}": v for k, v in state_dict.items()}, "epoch": 799}, path)
+    return state_dict, path
 
 
 def test_reference_pth_exports_through_the_converter(reference_checkpoint, tmp_path, capsys):
-    model, path = reference_checkpoint
+    state_dict, path = reference_checkpoint
     out = tmp_path / "from_pth"
     code, stdout, err = run_main(
         capsys, path, "--num_labels", "5", "--labels", "a,b,c,d,e", "--dataset", "uoft-cs/cifar10", "--local_dir", out
@@ -557,7 +508,9 @@ def test_reference_pth_exports_through_the_converter(reference_checkpoint, tmp_p
     assert loaded.config.id2label == dict(enumerate("abcde"))
     pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        torch.testing.assert_close(loaded(pixel_values=pixels).logits, model(pixel_values=pixels).logits)
+        logits = loaded(pixel_values=pixels).logits
+    expected = reference_logits(state_dict, pixels, image_size=16, patch=2, heads=1, depth=12)
+    torch.testing.assert_close(logits, expected)
     processor = json.loads((out / "preprocessor_config.json").read_text())
     assert processor["size"] == {"height": 16, "width": 16}
     assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}

@@ -9,22 +9,19 @@ import pytest
 import torch
 from PIL import Image
 from reference_dems import random_reference_state_dict
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from tiny_configs import make_tiny_config
+from train_helpers import tiny_run_args
 from transformers.trainer_callback import TrainerState
 
 import train
-from modeling_dems import DemsConfig, DemsForImageClassification
+from modeling_dems import DemsForImageClassification
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     """A save_pretrained folder of a tiny model with the digits' 10 classes."""
     folder = tmp_path_factory.mktemp("saved") / "model"
-    config = DemsConfig(
-        image_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, merge_layers=[2, 3],
-        num_merged_tokens=[16, 8], mlp_ratios=[2.0, 2.0, 2.0], num_labels=10,
-    )  # fmt: skip
-    DemsForImageClassification(config).save_pretrained(folder)
+    DemsForImageClassification(make_tiny_config("train_py", labels=10)).save_pretrained(folder)
     return folder
 
 

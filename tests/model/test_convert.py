@@ -147,7 +147,7 @@ def test_python_dash_m_convert_writes_a_folder_that_loads_as_remote_code(tmp_pat
     out = tmp_path / "converted"
     command = [sys.executable, "-m", "modeling_dems.convert", str(tmp_path / "ref.pth"), str(out),
                "--merge_layers", "2", "4", "--num_attention_heads", "2"]
-    proc = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(command, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
         assert (out / name).is_file(), name
@@ -250,7 +250,7 @@ def test_the_command_prints_no_traceback(small_checkpoint, tmp_path):
     _truncate(small_checkpoint, keep=0.9)
     result = subprocess.run(
         [sys.executable, "-m", "modeling_dems.convert", str(small_checkpoint), str(tmp_path / "out")],
-        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

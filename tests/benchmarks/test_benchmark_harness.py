@@ -16,7 +16,7 @@ from benchmarks.harness import BenchmarkSettings, make_batch, make_config, timed
 from dems_training import UserInputError
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import math
 import os
 
 import pytest
-from train_helpers import single_torch_thread, tiny_run_args  # noqa: F401  (autouse)
+from train_helpers import tiny_run_args
 
 import train
 from dems_training.augmentation import ScheduledAugmentation
