@@ -8,12 +8,13 @@ it stands for and faster:
 - the conversion to a float tensor and the normalisation are two float32 passes (no float64, no NumPy float).
 """
 
+import functools
 import random
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageChops, ImageEnhance
+from PIL import Image, ImageEnhance
 
 
 # Resampling filters torch's antialiased uint8 kernels compute as PIL does (PIL's bicubic is a = -0.5, as torch's
@@ -120,12 +121,122 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
     return ImageEnhance.Color(image).enhance(factor)
 
 
+# --- hue shift: PIL's 8-bit HSV round trip, from lookup tables -------------------------------------------------
+#
+# PIL's RGB -> HSV -> RGB (libImaging/Convert.c, rgb2hsv and hsv2rgb) is float work per pixel, slow in hsv2rgb. Every
+# piece of it is a function of few 8-bit values, so tables made by running PIL's own conversions once reproduce it
+# bit for bit (tests/test_train_image_ops.py checks all 16.7M colours against the old op):
+# - H depends on the differences (g - r, b - r) only (rgb2hsv divides differences by max - min);
+# - S and V on (max, min); the output's largest value is V and its smallest p(S, V);
+# - the third output value x(H', S, V) takes, over the 256 H', one of a few dozen columns (q with f equals t with
+#   1 - f: it depends on the distance to the sextant's edge), so x is a table of (max, min) rows by those columns;
+# - which output channel gets V, p or x is the sextant of H', floor(6 H' / 255) modulo 6 (a switch in hsv2rgb).
+
+# Output roles (V, p, x) of (R, G, B) in sextants 0..5, as hsv2rgb's switch assigns (v, t, p), (q, v, p),
+# (p, v, t), (p, q, v), (t, p, v), (v, p, q): 0 = V, 1 = p, 2 = x (t or q).
+_HSV_ROLES = ((0, 2, 1), (2, 0, 1), (1, 0, 2), (1, 2, 0), (2, 1, 0), (0, 1, 2))
+# Offset of (g - r, b - r) in the hue table, laid out as (g - r + 255) * 512 + (b - r + 255).
+_HUE_KEY_OFFSET = 255 * 512 + 255
+
+
+class _HueTables:
+    """The tables (about 2 MB), built once per process on first use (0.5 s), each from PIL's conversions."""
+
+    def __init__(self):
+        # hue[(g - r) * 512 + (b - r) + offset]: PIL's H of a pixel with those differences (unreachable keys: 0).
+        diff = np.arange(-255, 256)
+        dg, db = (a.ravel() for a in np.meshgrid(diff, diff, indexing="ij"))
+        red = np.maximum(0, np.maximum(-dg, -db))
+        ok = np.maximum(dg, db) - np.minimum(0, np.minimum(dg, db)) <= 255  # the spread fits in 0..255
+        pixels = np.stack([red, red + dg, red + db], axis=-1)[ok].astype(np.uint8)
+        self.hue = np.zeros(512 * 512, dtype=np.uint8)
+        self.hue[(dg * 512 + db + _HUE_KEY_OFFSET)[ok]] = _pil_convert(pixels, "RGB", "HSV")[:, 0]
+
+        # Rows: the 32,896 (max, min) pairs with min <= max, row = max (max + 1) / 2 + min; S from PIL.
+        top, low = np.divmod(np.arange(256 * 256), 256)
+        pairs = low <= top
+        top, low = top[pairs], low[pairs]
+        saturation = _pil_convert(np.stack([top, low, low], axis=-1).astype(np.uint8), "RGB", "HSV")[:, 1]
+        # Every (H', S, V) a row can meet, back to RGB through PIL: (rows, 256 H', 3).
+        rows = len(top)
+        hsv = np.empty((rows, 256, 3), dtype=np.uint8)
+        hsv[..., 0], hsv[..., 1], hsv[..., 2] = np.arange(256), saturation[:, None], top[:, None]
+        rgb = _pil_convert(hsv.reshape(-1, 3), "HSV", "RGB").reshape(rows, 256, 3)
+        roles = np.array(_HSV_ROLES)[(np.arange(256) * 6 // 255) % 6]  # (256 H', 3 channels)
+        levels = np.arange(256)
+        value = rgb[:, levels, np.argmax(roles == 0, axis=1)]
+        low_out = rgb[:, levels, np.argmax(roles == 1, axis=1)]
+        third = rgb[:, levels, np.argmax(roles == 2, axis=1)]
+        if not ((value == top[:, None]).all() and (low_out == low_out[:, :1]).all()):
+            raise RuntimeError("This Pillow's HSV -> RGB does not keep V and p(S, V): shift_hue's tables do not hold.")
+        columns, column_of = np.unique(third.T, axis=0, return_inverse=True)
+        self.column = column_of.ravel().astype(np.uint8)  # column of x for each H'
+        self.third = np.ascontiguousarray(columns.T).ravel()  # x[row * columns + column]
+        self.columns = len(columns)
+        self.low = low_out[:, 0].copy()  # p by row
+
+
+def _pil_convert(pixels: np.ndarray, mode: str, to: str) -> np.ndarray:
+    """(N, 3) uint8 pixels in `mode` converted by PIL to `to`: (N, 3)."""
+    image = Image.frombuffer(mode, (len(pixels), 1), np.ascontiguousarray(pixels).tobytes(), "raw", mode, 0, 1)
+    return np.asarray(image.convert(to)).reshape(-1, 3)
+
+
+@functools.cache
+def _hue_tables() -> _HueTables:
+    return _HueTables()
+
+
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
-    round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256). One C
-    pass: an addition without clipping."""
-    shift = (int(round(hue * 255)) % 256, 0, 0)
-    return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, shift)).convert("RGB")
+    round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
+    Bit-exact with PIL's HSV round trip, from tables (above) and uint8/int32 passes on planar channels."""
+    tables = _hue_tables()
+    red, green, blue = (np.asarray(band) for band in image.split())
+    value = np.maximum(np.maximum(red, green), blue)
+    low = np.minimum(np.minimum(red, green), blue)
+    key = np.subtract(green, red, dtype=np.int32)
+    key <<= 9
+    key += np.subtract(blue, red, dtype=np.int32)
+    key += _HUE_KEY_OFFSET
+    hues = tables.hue.take(key)
+    hues += np.uint8(int(round(hue * 255)) % 256)  # wraps modulo 256, as PIL's H does
+    # Row of (max, min): max (max + 1) / 2 + min, times the row length, plus the column of the shifted H.
+    row = value.astype(np.int32)
+    row *= row + 1
+    row >>= 1
+    row += low
+    p = tables.low.take(row)
+    row *= tables.columns
+    row += tables.column.take(hues)
+    x = tables.third.take(row)
+    bands = []
+    for channel in range(3):
+        # Each channel is V, p or x as H' falls in sextants (cyclic intervals of H'): with masks m_V, m_p of 0 or 255
+        # and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it in four uint8 passes.
+        is_value, not_low = _role_masks(hues, channel)
+        band = np.maximum(x, value & is_value)
+        np.minimum(band, p | not_low, out=band)
+        bands.append(Image.frombuffer("L", image.size, band.tobytes(), "raw", "L", 0, 1))
+    return Image.merge("RGB", bands)
+
+
+# H' intervals (start, length), modulo 256, where channel R, G, B is V and where it is p: sextant s covers
+# H' with floor(6 H' / 255) = s, i.e. 0..42, 43..84, 85..127, 128..169, 170..212, 213..254, and H' = 255 is
+# sextant 6 = 0 (hsv2rgb takes i % 6).
+_VALUE_INTERVALS = ((213, 86), (43, 85), (128, 85))  # sextants 5 and 0 (with 255), 1-2, 3-4
+_LOW_INTERVALS = ((85, 85), (170, 85), (255, 86))  # sextants 2-3, 4-5 (not 255), 0-1 with 255
+
+
+def _role_masks(hues: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
+    """(255 where `channel` gets V else 0, 0 where it gets p else 255), uint8, from H' by cyclic interval tests."""
+    start, length = _VALUE_INTERVALS[channel]
+    is_value = np.less(hues - np.uint8(start), length).view(np.uint8)
+    np.negative(is_value, out=is_value)
+    start, length = _LOW_INTERVALS[channel]
+    not_low = np.greater_equal(hues - np.uint8(start), length).view(np.uint8)
+    np.negative(not_low, out=not_low)
+    return is_value, not_low
 
 
 def grayscale(image: Image.Image) -> Image.Image:
@@ -134,8 +245,13 @@ def grayscale(image: Image.Image) -> Image.Image:
 
 
 def solarize(pixels: torch.Tensor, threshold: int = 128) -> torch.Tensor:
-    """`ImageOps.solarize` on uint8 pixels: every value at or above `threshold` is inverted."""
-    return torch.where(pixels >= threshold, 255 - pixels, pixels)
+    """`ImageOps.solarize` on uint8 pixels: every value at or above `threshold` is inverted. For uint8, 255 - v is
+    v XOR 255, so this is one XOR with a mask of 0 or 255. In NumPy, on the tensor's memory in whatever layout it
+    has: torch's comparison of uint8 with a number is several times slower, and torch.where ten times."""
+    array = pixels.numpy()
+    mask = np.greater_equal(array, threshold).view(np.uint8)
+    np.negative(mask, out=mask)  # True (1) -> 255
+    return torch.from_numpy(np.bitwise_xor(array, mask, out=mask))
 
 
 def color_jitter(image: Image.Image, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1) -> Image.Image:
