@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageOps
 
 from benchmarks import baseline_transforms
 from dems_training import image_ops
@@ -176,6 +176,41 @@ def test_blends_equal_pillows_imageenhance(factor):
 def test_hue_shift_equals_the_old_one(baseline, hue):
     image = noise_image(20, 24)
     assert np.array_equal(pixels_of(image_ops.shift_hue(image, hue)), pixels_of(baseline.shift_hue(image, hue)))
+
+
+@pytest.fixture(scope="module")
+def every_colour():
+    """All 2^24 RGB colours, one per pixel (4096 x 4096): r is the high byte of the pixel's index, b the low."""
+    index = np.arange(1 << 24, dtype=np.uint32)
+    array = np.stack([index >> 16, (index >> 8) & 255, index & 255], axis=-1).astype(np.uint8)
+    return Image.fromarray(array.reshape(4096, 4096, 3))
+
+
+# 0: the round trip alone (PIL's 8-bit HSV changes colours even then); +-0.1: the jitter's range, H moves by +-26;
+# 1.0: H moves by 255, i.e. by -1 modulo 256, so every H but 0 wraps around.
+@pytest.mark.parametrize("hue", [0.0, 0.1, -0.1, 1.0])
+def test_hue_shift_equals_the_old_one_on_every_colour(baseline, every_colour, hue):
+    fast = np.asarray(image_ops.shift_hue(every_colour, hue))
+    old = np.asarray(baseline.shift_hue(every_colour, hue))
+    assert np.array_equal(fast, old)
+
+
+def test_hue_tables_are_small():
+    tables = image_ops._hue_tables()
+    assert tables.hue.nbytes + tables.third.nbytes + tables.low.nbytes + tables.column.nbytes < 2_000_000
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 128, 200, 255])
+def test_solarize_equals_pillows_on_every_level_in_either_layout(threshold):
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    image = Image.fromarray(np.stack([levels, levels.T, 255 - levels], axis=-1))
+    expected = np.asarray(ImageOps.solarize(image, threshold)).transpose(2, 0, 1)
+    planar = torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())  # contiguous (C, H, W)
+    interleaved = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)  # a view of (H, W, C) memory
+    for pixels in (planar, interleaved):
+        out = image_ops.solarize(pixels, threshold)
+        assert out.dtype == torch.uint8 and np.array_equal(out.numpy(), expected)
+        assert torch.equal(pixels, torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()))  # input untouched
 
 
 def test_color_jitter_equals_the_old_one_with_the_same_draws(baseline):
