@@ -14,7 +14,7 @@ import random
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageChops, ImageEnhance
 
 
 # Resampling filters torch's antialiased uint8 kernels compute as PIL does (PIL's bicubic is a = -0.5, as torch's
@@ -190,7 +190,11 @@ def _hue_tables() -> _HueTables:
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
     round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
-    Bit-exact with PIL's HSV round trip, from tables (above) and uint8/int32 passes on planar channels."""
+    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int32 passes on planar channels, or, for
+    small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
+    shift = int(round(hue * 255)) % 256
+    if image.width * image.height < HUE_TABLES_MIN_PIXELS:
+        return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, (shift, 0, 0))).convert("RGB")
     tables = _hue_tables()
     red, green, blue = (np.asarray(band) for band in image.split())
     value = np.maximum(np.maximum(red, green), blue)
@@ -200,7 +204,7 @@ def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     key += np.subtract(blue, red, dtype=np.int32)
     key += _HUE_KEY_OFFSET
     hues = tables.hue.take(key)
-    hues += np.uint8(int(round(hue * 255)) % 256)  # wraps modulo 256, as PIL's H does
+    hues += np.uint8(shift)  # wraps modulo 256, as PIL's H does
     # Row of (max, min): max (max + 1) / 2 + min, times the row length, plus the column of the shifted H.
     row = value.astype(np.int32)
     row *= row + 1
@@ -210,33 +214,28 @@ def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     row *= tables.columns
     row += tables.column.take(hues)
     x = tables.third.take(row)
-    bands = []
-    for channel in range(3):
-        # Each channel is V, p or x as H' falls in sextants (cyclic intervals of H'): with masks m_V, m_p of 0 or 255
-        # and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it in four uint8 passes.
-        is_value, not_low = _role_masks(hues, channel)
-        band = np.maximum(x, value & is_value)
-        np.minimum(band, p | not_low, out=band)
-        bands.append(Image.frombuffer("L", image.size, band.tobytes(), "raw", "L", 0, 1))
-    return Image.merge("RGB", bands)
-
-
-# H' intervals (start, length), modulo 256, where channel R, G, B is V and where it is p: sextant s covers
-# H' with floor(6 H' / 255) = s, i.e. 0..42, 43..84, 85..127, 128..169, 170..212, 213..254, and H' = 255 is
-# sextant 6 = 0 (hsv2rgb takes i % 6).
-_VALUE_INTERVALS = ((213, 86), (43, 85), (128, 85))  # sextants 5 and 0 (with 255), 1-2, 3-4
-_LOW_INTERVALS = ((85, 85), (170, 85), (255, 86))  # sextants 2-3, 4-5 (not 255), 0-1 with 255
-
-
-def _role_masks(hues: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray]:
-    """(255 where `channel` gets V else 0, 0 where it gets p else 255), uint8, from H' by cyclic interval tests."""
-    start, length = _VALUE_INTERVALS[channel]
-    is_value = np.less(hues - np.uint8(start), length).view(np.uint8)
-    np.negative(is_value, out=is_value)
-    start, length = _LOW_INTERVALS[channel]
-    not_low = np.greater_equal(hues - np.uint8(start), length).view(np.uint8)
+    # Each output channel is V, p or x as H' falls in cyclic intervals (the sextants). With masks m_V and m_p of 0
+    # or 255 and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it: uint8 passes over (3, H, W) at once.
+    is_value = np.less(hues - _VALUE_START, _VALUE_LENGTH).view(np.uint8)
+    np.negative(is_value, out=is_value)  # 1 -> 255
+    not_low = np.greater_equal(hues - _LOW_START, _LOW_LENGTH).view(np.uint8)
     np.negative(not_low, out=not_low)
-    return is_value, not_low
+    np.bitwise_and(is_value, value, out=is_value)
+    bands = np.maximum(is_value, x, out=is_value)
+    np.minimum(bands, np.bitwise_or(not_low, p, out=not_low), out=bands)
+    # Planes shared with PIL without a copy; merge copies them into the RGB image.
+    return Image.merge("RGB", [Image.frombuffer("L", image.size, band, "raw", "L", 0, 1) for band in bands])
+
+
+# Below this many pixels PIL's float conversions cost less than the table passes' fixed cost (crossover ~40 x 40).
+HUE_TABLES_MIN_PIXELS = 42 * 42
+# H' intervals [start, start + length) modulo 256 where channel R, G, B (rows) is V, and where it is p. Sextant s
+# covers the H' with floor(6 H' / 255) = s: 0..42, 43..84, 85..127, 128..169, 170..212, 213..254; H' = 255 gives
+# 6, taken modulo 6: sextant 0. V: R in sextants 5, 0; G in 1, 2; B in 3, 4. p: R in 2, 3; G in 4, 5; B in 0, 1.
+_VALUE_START = np.array([213, 43, 128], dtype=np.uint8).reshape(3, 1, 1)
+_VALUE_LENGTH = np.array([86, 85, 85], dtype=np.uint8).reshape(3, 1, 1)
+_LOW_START = np.array([85, 170, 255], dtype=np.uint8).reshape(3, 1, 1)
+_LOW_LENGTH = np.array([85, 85, 86], dtype=np.uint8).reshape(3, 1, 1)
 
 
 def grayscale(image: Image.Image) -> Image.Image:
