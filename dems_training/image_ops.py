@@ -34,8 +34,23 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
+def planar_tensor(image: Image.Image) -> torch.Tensor:
+    """An "RGB" image as a contiguous uint8 (3, H, W) tensor, one plane per band: costs a little more than
+    `pil_to_tensor`, but the float conversion (`Normalizer`) then runs twice as fast as on interleaved pixels."""
+    out = torch.empty((3, image.height, image.width), dtype=torch.uint8)
+    planes = out.numpy()
+    for plane, band in zip(planes, image.split(), strict=True):
+        plane[...] = np.asarray(band)
+    return out
+
+
 def tensor_to_pil(pixels: torch.Tensor) -> Image.Image:
-    """A uint8 (C, H, W) tensor, C in 1 or 3, as an "L" or "RGB" image."""
+    """A uint8 (C, H, W) tensor, C in 1 or 3, as an "L" or "RGB" image. Contiguous planes are handed to PIL without
+    a copy and interleaved by Image.merge: a third of the cost of torch's permute + contiguous, which moves one byte
+    at a time."""
+    if pixels.shape[0] == 3 and pixels.is_contiguous():
+        size = (pixels.shape[2], pixels.shape[1])
+        return Image.merge("RGB", [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in pixels])
     array = pixels.permute(1, 2, 0).contiguous().numpy()
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
@@ -45,7 +60,13 @@ def as_pil(picture: Image.Image | torch.Tensor) -> Image.Image:
 
 
 def as_tensor(picture: Image.Image | torch.Tensor) -> torch.Tensor:
-    return pil_to_tensor(picture) if isinstance(picture, Image.Image) else picture
+    """uint8 (C, H, W): planes for large "RGB" images (cheaper to normalise), else `pil_to_tensor`'s view of the
+    interleaved pixels (fewer calls: cheaper for small images)."""
+    if isinstance(picture, torch.Tensor):
+        return picture
+    if picture.mode == "RGB" and picture.width * picture.height >= TORCH_RESIZE_MIN_PIXELS:
+        return planar_tensor(picture)
+    return pil_to_tensor(picture)
 
 
 def resize_crop(image: Image.Image, box: tuple | None, size: tuple[int, int], resample) -> Image.Image | torch.Tensor:
