@@ -122,6 +122,25 @@ def test_color_jitter_leaves_a_grey_image_grey_and_draws_each_adjustment_once(mo
     assert sorted(calls) == ["adjust_brightness", "adjust_contrast"]
 
 
+@pytest.mark.parametrize("side", [8, 64])  # below and above the size where as_tensor switches to planes
+def test_tensor_and_pil_conversions_keep_every_pixel_in_either_layout(side):
+    # Channel c of pixel (y, x) holds (y * side + x + 85 c) mod 256: every value, different in each channel.
+    y, x = np.mgrid[0:side, 0:side]
+    array = np.stack([(y * side + x + 85 * c) % 256 for c in range(3)], axis=-1).astype(np.uint8)
+    image = Image.fromarray(array)
+    expected = torch.from_numpy(array.transpose(2, 0, 1).copy())
+    as_tensor = image_ops.as_tensor(image)
+    assert torch.equal(as_tensor, expected) and torch.equal(image_ops.pil_to_tensor(image), expected)
+    planar = image_ops.planar_tensor(image)
+    assert planar.is_contiguous() and torch.equal(planar, expected)
+    interleaved = torch.from_numpy(array.copy()).permute(2, 0, 1)  # not contiguous: the permute path
+    for pixels in (planar, interleaved):
+        back = image_ops.tensor_to_pil(pixels)
+        assert back.mode == "RGB" and np.array_equal(np.asarray(back), array)
+    grey = image_ops.tensor_to_pil(expected[:1].contiguous())
+    assert grey.mode == "L" and np.array_equal(np.asarray(grey), array[:, :, 0])
+
+
 # --- flip and crop -----------------------------------------------------------------------------------------------
 
 
