@@ -191,6 +191,19 @@ def test_blends_equal_pillows_imageenhance(factor):
             assert np.array_equal(pixels_of(fast(image, factor)), pixels_of(enhancer(image).enhance(factor)))
 
 
+@pytest.mark.parametrize("factor", [0.0, 0.6, 1.0, 1.27, 2.5])
+def test_blends_from_a_table_equal_pillows_imageenhance_on_every_level(factor):
+    # 256 x 256 (above BLEND_TABLE_MIN_PIXELS, so the table path runs): R = x, G = y, B = (x + 3 y) mod 256, every
+    # level in every band; a mean grey level of 127 for contrast. Factor 2.5 clips, 0 gives the flat image.
+    y, x = np.mgrid[0:256, 0:256]
+    rgb = Image.fromarray(np.stack([x, y, (x + 3 * y) % 256], axis=-1).astype(np.uint8))
+    assert rgb.width * rgb.height >= image_ops.BLEND_TABLE_MIN_PIXELS
+    for image in (rgb, rgb.convert("L")):
+        for fast, enhancer in ((image_ops.adjust_brightness, ImageEnhance.Brightness),
+                               (image_ops.adjust_contrast, ImageEnhance.Contrast)):
+            assert np.array_equal(pixels_of(fast(image, factor)), pixels_of(enhancer(image).enhance(factor)))
+
+
 @pytest.mark.parametrize("hue", [-0.1, -0.04, 0.0, 0.013, 0.1])
 def test_hue_shift_equals_the_old_one(baseline, hue):
     image = noise_image(20, 24)
