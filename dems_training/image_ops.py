@@ -276,9 +276,14 @@ _LOW_START = np.array([85, 170, 255], dtype=np.uint8).reshape(3, 1, 1)
 _LOW_LENGTH = np.array([85, 85, 86], dtype=np.uint8).reshape(3, 1, 1)
 
 
-def grayscale(image: Image.Image) -> Image.Image:
-    """Luma (ITU-R 601-2, PIL's weights), kept in the image's mode."""
-    return image.convert("L").convert(image.mode)
+def grayscale(image: Image.Image, tensor: bool = False) -> Image.Image | torch.Tensor:
+    """Luma (ITU-R 601-2, PIL's weights), kept in the image's mode; with `tensor`, as a uint8 (C, H, W) tensor whose
+    C channels are one luma plane broadcast (no RGB image to build, and no copy of it to a tensor)."""
+    grey = image.convert("L")
+    if not tensor:
+        return grey.convert(image.mode)
+    plane = torch.from_numpy(np.array(grey))  # np.array: a writable copy (PIL's buffer is read-only)
+    return plane.expand(len(image.getbands()), *plane.shape)
 
 
 def solarize(pixels: torch.Tensor, threshold: int = 128) -> torch.Tensor:

@@ -75,6 +75,18 @@ def test_grayscale_uses_the_itu_601_luma_weights():
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
 
 
+def test_grayscale_as_a_tensor_broadcasts_the_same_luma_plane():
+    image = Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [100, 150, 200]]], dtype=np.uint8))
+    pixels = image_ops.grayscale(image, tensor=True)
+    assert pixels.shape == (3, 1, 4) and pixels.dtype == torch.uint8
+    assert pixels.tolist() == [[[76, 150, 29, 141]]] * 3  # the luma values worked out above
+    # What the colour stage does next (solarize, flip, normalise) gives what it gives on the RGB image.
+    rgb = image_ops.as_tensor(image_ops.grayscale(image))
+    normalize = image_ops.Normalizer((0.4, 0.5, 0.6), (0.2, 0.3, 0.4))
+    assert torch.equal(normalize(image_ops.solarize(pixels).flip(-1)), normalize(image_ops.solarize(rgb).flip(-1)))
+    assert torch.equal(normalize(pixels), normalize(rgb))
+
+
 def test_brightness_scales_every_value():
     image = Image.fromarray(np.array([[[200, 100, 10], [250, 0, 60]]], dtype=np.uint8))
     assert pixels_of(image_ops.adjust_brightness(image, 0.5)).tolist() == [[[100, 50, 5], [125, 0, 30]]]
