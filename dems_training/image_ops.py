@@ -3,8 +3,12 @@ it stands for and faster:
 
 - resizing a crop runs in torch's uint8 antialiased kernels (PIL's filters, vectorised) for all but small images;
 - brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop;
-- the hue shift stays in PIL's 8-bit HSV, the shift itself one C addition modulo 256 (no NumPy round trip);
-- solarize is one comparison on the uint8 tensor;
+  brightness and contrast on large images as a 256-entry table made by that blend and applied by Image.point;
+- the hue shift is PIL's 8-bit HSV round trip, bit for bit, from tables made by PIL's own conversions (PIL's float
+  conversions themselves for small images);
+- greyscale can hand over its luma plane as a tensor (broadcast to three channels);
+- solarize is one XOR with a 0/255 mask on the uint8 pixels;
+- tensors and PIL images swap planes (Image.split / Image.merge) at large sizes, not torch's byte-wise transpose;
 - the conversion to a float tensor and the normalisation are two float32 passes (no float64, no NumPy float).
 """
 
