@@ -182,7 +182,7 @@ _HUE_KEY_OFFSET = 255 * 512 + 255
 
 
 class _HueTables:
-    """The tables (about 2 MB), built once per process on first use (0.5 s), each from PIL's conversions."""
+    """The tables (1.7 MB), built once per process on first use (0.6 s of CPU), each from PIL's conversions."""
 
     def __init__(self):
         # hue[(g - r) * 512 + (b - r) + offset]: PIL's H of a pixel with those differences (unreachable keys: 0).
@@ -199,23 +199,28 @@ class _HueTables:
         pairs = low <= top
         top, low = top[pairs], low[pairs]
         saturation = _pil_convert(np.stack([top, low, low], axis=-1).astype(np.uint8), "RGB", "HSV")[:, 1]
-        # Every (H', S, V) a row can meet, back to RGB through PIL: (rows, 256 H', 3).
+        # Every (H', S, V) a row can meet, back to RGB through PIL, a few thousand rows at a time (a few MB at once):
+        # the value that takes each role, by row and H'.
         rows = len(top)
-        hsv = np.empty((rows, 256, 3), dtype=np.uint8)
-        hsv[..., 0], hsv[..., 1], hsv[..., 2] = np.arange(256), saturation[:, None], top[:, None]
-        rgb = _pil_convert(hsv.reshape(-1, 3), "HSV", "RGB").reshape(rows, 256, 3)
         roles = np.array(_HSV_ROLES)[(np.arange(256) * 6 // 255) % 6]  # (256 H', 3 channels)
-        levels = np.arange(256)
-        value = rgb[:, levels, np.argmax(roles == 0, axis=1)]
-        low_out = rgb[:, levels, np.argmax(roles == 1, axis=1)]
-        third = rgb[:, levels, np.argmax(roles == 2, axis=1)]
-        if not ((value == top[:, None]).all() and (low_out == low_out[:, :1]).all()):
+        levels, at = np.arange(256), [np.argmax(roles == role, axis=1) for role in range(3)]
+        third = np.empty((256, rows), dtype=np.uint8)  # by H' then row: np.unique's rows, without a transpose
+        self.low = np.empty(rows, dtype=np.uint8)  # p by row
+        kept = True
+        for start in range(0, rows, 4096):
+            chunk = slice(start, min(start + 4096, rows))
+            hsv = np.empty((chunk.stop - start, 256, 3), dtype=np.uint8)
+            hsv[..., 0], hsv[..., 1], hsv[..., 2] = levels, saturation[chunk, None], top[chunk, None]
+            rgb = _pil_convert(hsv.reshape(-1, 3), "HSV", "RGB").reshape(hsv.shape)
+            low_out = rgb[:, levels, at[1]]
+            kept &= bool((rgb[:, levels, at[0]] == top[chunk, None]).all() and (low_out == low_out[:, :1]).all())
+            self.low[chunk], third[:, chunk] = low_out[:, 0], rgb[:, levels, at[2]].T
+        if not kept:
             raise RuntimeError("This Pillow's HSV -> RGB does not keep V and p(S, V): shift_hue's tables do not hold.")
-        columns, column_of = np.unique(third.T, axis=0, return_inverse=True)
+        columns, column_of = np.unique(third, axis=0, return_inverse=True)
         self.column = column_of.ravel().astype(np.uint8)  # column of x for each H'
         self.third = np.ascontiguousarray(columns.T).ravel()  # x[row * columns + column]
         self.columns = len(columns)
-        self.low = low_out[:, 0].copy()  # p by row
 
 
 def _pil_convert(pixels: np.ndarray, mode: str, to: str) -> np.ndarray:
@@ -235,7 +240,7 @@ def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     Bit-exact with PIL's HSV round trip: from the tables above in uint8/int32 passes on planar channels, or, for
     small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
     shift = int(round(hue * 255)) % 256
-    if image.width * image.height < HUE_TABLES_MIN_PIXELS:
+    if image.width * image.height < HUE_TABLES_MIN_PIXELS or image.mode != "RGB":
         return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, (shift, 0, 0))).convert("RGB")
     tables = _hue_tables()
     red, green, blue = (np.asarray(band) for band in image.split())
