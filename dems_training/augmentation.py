@@ -189,7 +189,7 @@ class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
         if random.random() < p["color_jitter"]:
             picture = color_jitter(as_pil(picture))
         if random.random() < p["grayscale"] and self.mode == "RGB":
-            picture = grayscale(as_pil(picture))
+            picture = grayscale(as_pil(picture), tensor=True)  # the luma plane, broadcast to three channels
         pixels = as_tensor(picture)
         if random.random() < p["solarize"]:
             pixels = solarize(pixels, self.solarize_threshold)

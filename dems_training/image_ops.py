@@ -3,11 +3,16 @@ it stands for and faster:
 
 - resizing a crop runs in torch's uint8 antialiased kernels (PIL's filters, vectorised) for all but small images;
 - brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop;
-- the hue shift stays in PIL's 8-bit HSV, the shift itself one C addition modulo 256 (no NumPy round trip);
-- solarize is one comparison on the uint8 tensor;
+  brightness and contrast on large images as a 256-entry table made by that blend and applied by Image.point;
+- the hue shift is PIL's 8-bit HSV round trip, bit for bit, from tables made by PIL's own conversions (PIL's float
+  conversions themselves for small images);
+- greyscale can hand over its luma plane as a tensor (broadcast to three channels);
+- solarize is one XOR with a 0/255 mask on the uint8 pixels;
+- tensors and PIL images swap planes (Image.split / Image.merge) at large sizes, not torch's byte-wise transpose;
 - the conversion to a float tensor and the normalisation are two float32 passes (no float64, no NumPy float).
 """
 
+import functools
 import random
 
 import numpy as np
@@ -33,8 +38,23 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
+def planar_tensor(image: Image.Image) -> torch.Tensor:
+    """An "RGB" image as a contiguous uint8 (3, H, W) tensor, one plane per band: costs a little more than
+    `pil_to_tensor`, but the float conversion (`Normalizer`) then runs twice as fast as on interleaved pixels."""
+    out = torch.empty((3, image.height, image.width), dtype=torch.uint8)
+    planes = out.numpy()
+    for plane, band in zip(planes, image.split(), strict=True):
+        plane[...] = np.asarray(band)
+    return out
+
+
 def tensor_to_pil(pixels: torch.Tensor) -> Image.Image:
-    """A uint8 (C, H, W) tensor, C in 1 or 3, as an "L" or "RGB" image."""
+    """A uint8 (C, H, W) tensor, C in 1 or 3, as an "L" or "RGB" image. Contiguous planes are handed to PIL without
+    a copy and interleaved by Image.merge: a third of the cost of torch's permute + contiguous, which moves one byte
+    at a time."""
+    if pixels.shape[0] == 3 and pixels.is_contiguous():
+        size = (pixels.shape[2], pixels.shape[1])
+        return Image.merge("RGB", [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in pixels])
     array = pixels.permute(1, 2, 0).contiguous().numpy()
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
@@ -44,7 +64,13 @@ def as_pil(picture: Image.Image | torch.Tensor) -> Image.Image:
 
 
 def as_tensor(picture: Image.Image | torch.Tensor) -> torch.Tensor:
-    return pil_to_tensor(picture) if isinstance(picture, Image.Image) else picture
+    """uint8 (C, H, W): planes for large "RGB" images (cheaper to normalise), else `pil_to_tensor`'s view of the
+    interleaved pixels (fewer calls: cheaper for small images)."""
+    if isinstance(picture, torch.Tensor):
+        return picture
+    if picture.mode == "RGB" and picture.width * picture.height >= TORCH_RESIZE_MIN_PIXELS:
+        return planar_tensor(picture)
+    return pil_to_tensor(picture)
 
 
 def resize_crop(image: Image.Image, box: tuple | None, size: tuple[int, int], resample) -> Image.Image | torch.Tensor:
@@ -97,9 +123,27 @@ def _per_channel(value) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+# Brightness and contrast blend every byte with a constant (black, or the mean grey level): Pillow's blend is a
+# function of the byte alone, so running it once on the 256 levels gives a table that Image.point applies to every
+# band, bit for bit what the blend gives, in half its time. The table costs ~30 us to make and apply (Image.point
+# rounds the 768 entries in Python): worth it from about 176 x 176 pixels.
+BLEND_TABLE_MIN_PIXELS = 176 * 176
+_RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))  # the 256 levels
+
+
+def _blend_with_level(image: Image.Image, level: int, factor: float) -> Image.Image:
+    """`Image.blend(flat, image, factor)`, flat an image of `level` in every byte."""
+    if image.width * image.height < BLEND_TABLE_MIN_PIXELS:
+        bands = len(image.getbands())
+        flat = Image.new(image.mode, image.size, level if bands == 1 else (level,) * bands)
+        return Image.blend(flat, image, factor)
+    table = Image.blend(Image.new("L", _RAMP.size, level), _RAMP, factor).tobytes()
+    return image.point(list(table) * len(image.getbands()))
+
+
 def adjust_brightness(image: Image.Image, factor: float) -> Image.Image:
     """`ImageEnhance.Brightness(image).enhance(factor)`: a blend with black."""
-    return ImageEnhance.Brightness(image).enhance(factor)
+    return _blend_with_level(image, 0, factor)
 
 
 _LEVELS = np.arange(256, dtype=np.int64)
@@ -111,8 +155,7 @@ def adjust_contrast(image: Image.Image, factor: float) -> Image.Image:
     grey = image if image.mode == "L" else image.convert("L")
     histogram = np.asarray(grey.histogram(), dtype=np.int64)
     level = int(int(histogram @ _LEVELS) / int(histogram.sum()) + 0.5)
-    flat = Image.new(image.mode, image.size, level if image.mode == "L" else (level,) * len(image.getbands()))
-    return Image.blend(flat, image, factor)
+    return _blend_with_level(image, level, factor)
 
 
 def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
@@ -120,22 +163,146 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
     return ImageEnhance.Color(image).enhance(factor)
 
 
+# --- hue shift: PIL's 8-bit HSV round trip, from lookup tables -------------------------------------------------
+#
+# PIL's RGB -> HSV -> RGB (libImaging/Convert.c, rgb2hsv and hsv2rgb) is float work per pixel, slow in hsv2rgb. Every
+# piece of it is a function of few 8-bit values, so tables made by running PIL's own conversions once reproduce it
+# bit for bit (tests/test_train_image_ops.py checks all 16.7M colours against the old op):
+# - H depends on the differences (g - r, b - r) only (rgb2hsv divides differences by max - min);
+# - S and V on (max, min); the output's largest value is V and its smallest p(S, V);
+# - the third output value x(H', S, V) takes, over the 256 H', one of a few dozen columns (q with f equals t with
+#   1 - f: it depends on the distance to the sextant's edge), so x is a table of (max, min) rows by those columns;
+# - which output channel gets V, p or x is the sextant of H', floor(6 H' / 255) modulo 6 (a switch in hsv2rgb).
+
+# Output roles (V, p, x) of (R, G, B) in sextants 0..5, as hsv2rgb's switch assigns (v, t, p), (q, v, p),
+# (p, v, t), (p, q, v), (t, p, v), (v, p, q): 0 = V, 1 = p, 2 = x (t or q).
+_HSV_ROLES = ((0, 2, 1), (2, 0, 1), (1, 0, 2), (1, 2, 0), (2, 1, 0), (0, 1, 2))
+# Offset of (g - r, b - r) in the hue table, laid out as (g - r + 255) * 512 + (b - r + 255).
+_HUE_KEY_OFFSET = 255 * 512 + 255
+
+
+class _HueTables:
+    """The tables (1.7 MB), built once per process on first use (0.6 s of CPU), each from PIL's conversions."""
+
+    def __init__(self):
+        # hue[(g - r) * 512 + (b - r) + offset]: PIL's H of a pixel with those differences (unreachable keys: 0).
+        diff = np.arange(-255, 256)
+        dg, db = (a.ravel() for a in np.meshgrid(diff, diff, indexing="ij"))
+        red = np.maximum(0, np.maximum(-dg, -db))
+        ok = np.maximum(dg, db) - np.minimum(0, np.minimum(dg, db)) <= 255  # the spread fits in 0..255
+        pixels = np.stack([red, red + dg, red + db], axis=-1)[ok].astype(np.uint8)
+        self.hue = np.zeros(512 * 512, dtype=np.uint8)
+        self.hue[(dg * 512 + db + _HUE_KEY_OFFSET)[ok]] = _pil_convert(pixels, "RGB", "HSV")[:, 0]
+
+        # Rows: the 32,896 (max, min) pairs with min <= max, row = max (max + 1) / 2 + min; S from PIL.
+        top, low = np.divmod(np.arange(256 * 256), 256)
+        pairs = low <= top
+        top, low = top[pairs], low[pairs]
+        saturation = _pil_convert(np.stack([top, low, low], axis=-1).astype(np.uint8), "RGB", "HSV")[:, 1]
+        # Every (H', S, V) a row can meet, back to RGB through PIL, a few thousand rows at a time (a few MB at once):
+        # the value that takes each role, by row and H'.
+        rows = len(top)
+        roles = np.array(_HSV_ROLES)[(np.arange(256) * 6 // 255) % 6]  # (256 H', 3 channels)
+        levels, at = np.arange(256), [np.argmax(roles == role, axis=1) for role in range(3)]
+        third = np.empty((256, rows), dtype=np.uint8)  # by H' then row: np.unique's rows, without a transpose
+        self.low = np.empty(rows, dtype=np.uint8)  # p by row
+        kept = True
+        for start in range(0, rows, 4096):
+            chunk = slice(start, min(start + 4096, rows))
+            hsv = np.empty((chunk.stop - start, 256, 3), dtype=np.uint8)
+            hsv[..., 0], hsv[..., 1], hsv[..., 2] = levels, saturation[chunk, None], top[chunk, None]
+            rgb = _pil_convert(hsv.reshape(-1, 3), "HSV", "RGB").reshape(hsv.shape)
+            low_out = rgb[:, levels, at[1]]
+            kept &= bool((rgb[:, levels, at[0]] == top[chunk, None]).all() and (low_out == low_out[:, :1]).all())
+            self.low[chunk], third[:, chunk] = low_out[:, 0], rgb[:, levels, at[2]].T
+        if not kept:
+            raise RuntimeError("This Pillow's HSV -> RGB does not keep V and p(S, V): shift_hue's tables do not hold.")
+        columns, column_of = np.unique(third, axis=0, return_inverse=True)
+        self.column = column_of.ravel().astype(np.uint8)  # column of x for each H'
+        self.third = np.ascontiguousarray(columns.T).ravel()  # x[row * columns + column]
+        self.columns = len(columns)
+
+
+def _pil_convert(pixels: np.ndarray, mode: str, to: str) -> np.ndarray:
+    """(N, 3) uint8 pixels in `mode` converted by PIL to `to`: (N, 3)."""
+    image = Image.frombuffer(mode, (len(pixels), 1), np.ascontiguousarray(pixels).tobytes(), "raw", mode, 0, 1)
+    return np.asarray(image.convert(to)).reshape(-1, 3)
+
+
+@functools.cache
+def _hue_tables() -> _HueTables:
+    return _HueTables()
+
+
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
-    round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256). One C
-    pass: an addition without clipping."""
-    shift = (int(round(hue * 255)) % 256, 0, 0)
-    return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, shift)).convert("RGB")
+    round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
+    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int32 passes on planar channels, or, for
+    small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
+    shift = int(round(hue * 255)) % 256
+    if image.width * image.height < HUE_TABLES_MIN_PIXELS or image.mode != "RGB":
+        return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, (shift, 0, 0))).convert("RGB")
+    tables = _hue_tables()
+    red, green, blue = (np.asarray(band) for band in image.split())
+    value = np.maximum(np.maximum(red, green), blue)
+    low = np.minimum(np.minimum(red, green), blue)
+    key = np.subtract(green, red, dtype=np.int32)
+    key <<= 9
+    key += np.subtract(blue, red, dtype=np.int32)
+    key += _HUE_KEY_OFFSET
+    hues = tables.hue.take(key)
+    hues += np.uint8(shift)  # wraps modulo 256, as PIL's H does
+    # Row of (max, min): max (max + 1) / 2 + min, times the row length, plus the column of the shifted H.
+    row = value.astype(np.int32)
+    row *= row + 1
+    row >>= 1
+    row += low
+    p = tables.low.take(row)
+    row *= tables.columns
+    row += tables.column.take(hues)
+    x = tables.third.take(row)
+    # Each output channel is V, p or x as H' falls in cyclic intervals (the sextants). With masks m_V and m_p of 0
+    # or 255 and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it: uint8 passes over (3, H, W) at once.
+    is_value = np.less(hues - _VALUE_START, _VALUE_LENGTH).view(np.uint8)
+    np.negative(is_value, out=is_value)  # 1 -> 255
+    not_low = np.greater_equal(hues - _LOW_START, _LOW_LENGTH).view(np.uint8)
+    np.negative(not_low, out=not_low)
+    np.bitwise_and(is_value, value, out=is_value)
+    bands = np.maximum(is_value, x, out=is_value)
+    np.minimum(bands, np.bitwise_or(not_low, p, out=not_low), out=bands)
+    # Planes shared with PIL without a copy; merge copies them into the RGB image.
+    return Image.merge("RGB", [Image.frombuffer("L", image.size, band, "raw", "L", 0, 1) for band in bands])
 
 
-def grayscale(image: Image.Image) -> Image.Image:
-    """Luma (ITU-R 601-2, PIL's weights), kept in the image's mode."""
-    return image.convert("L").convert(image.mode)
+# Below this many pixels PIL's float conversions cost less than the table passes' fixed cost (crossover ~40 x 40).
+HUE_TABLES_MIN_PIXELS = 42 * 42
+# H' intervals [start, start + length) modulo 256 where channel R, G, B (rows) is V, and where it is p. Sextant s
+# covers the H' with floor(6 H' / 255) = s: 0..42, 43..84, 85..127, 128..169, 170..212, 213..254; H' = 255 gives
+# 6, taken modulo 6: sextant 0. V: R in sextants 5, 0; G in 1, 2; B in 3, 4. p: R in 2, 3; G in 4, 5; B in 0, 1.
+_VALUE_START = np.array([213, 43, 128], dtype=np.uint8).reshape(3, 1, 1)
+_VALUE_LENGTH = np.array([86, 85, 85], dtype=np.uint8).reshape(3, 1, 1)
+_LOW_START = np.array([85, 170, 255], dtype=np.uint8).reshape(3, 1, 1)
+_LOW_LENGTH = np.array([85, 85, 86], dtype=np.uint8).reshape(3, 1, 1)
+
+
+def grayscale(image: Image.Image, tensor: bool = False) -> Image.Image | torch.Tensor:
+    """Luma (ITU-R 601-2, PIL's weights), kept in the image's mode; with `tensor`, as a uint8 (C, H, W) tensor whose
+    C channels are one luma plane broadcast (no RGB image to build, and no copy of it to a tensor)."""
+    grey = image.convert("L")
+    if not tensor:
+        return grey.convert(image.mode)
+    plane = torch.from_numpy(np.array(grey))  # np.array: a writable copy (PIL's buffer is read-only)
+    return plane.expand(len(image.getbands()), *plane.shape)
 
 
 def solarize(pixels: torch.Tensor, threshold: int = 128) -> torch.Tensor:
-    """`ImageOps.solarize` on uint8 pixels: every value at or above `threshold` is inverted."""
-    return torch.where(pixels >= threshold, 255 - pixels, pixels)
+    """`ImageOps.solarize` on uint8 pixels: every value at or above `threshold` is inverted. For uint8, 255 - v is
+    v XOR 255, so this is one XOR with a mask of 0 or 255. In NumPy, on the tensor's memory in whatever layout it
+    has: torch's comparison of uint8 with a number is several times slower, and torch.where ten times."""
+    array = pixels.numpy()
+    mask = np.greater_equal(array, threshold).view(np.uint8)
+    np.negative(mask, out=mask)  # True (1) -> 255
+    return torch.from_numpy(np.bitwise_xor(array, mask, out=mask))
 
 
 def color_jitter(image: Image.Image, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1) -> Image.Image:

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageOps
 
 from benchmarks import baseline_transforms
 from dems_training import image_ops
@@ -75,6 +75,18 @@ def test_grayscale_uses_the_itu_601_luma_weights():
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
 
 
+def test_grayscale_as_a_tensor_broadcasts_the_same_luma_plane():
+    image = Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [100, 150, 200]]], dtype=np.uint8))
+    pixels = image_ops.grayscale(image, tensor=True)
+    assert pixels.shape == (3, 1, 4) and pixels.dtype == torch.uint8
+    assert pixels.tolist() == [[[76, 150, 29, 141]]] * 3  # the luma values worked out above
+    # What the colour stage does next (solarize, flip, normalise) gives what it gives on the RGB image.
+    rgb = image_ops.as_tensor(image_ops.grayscale(image))
+    normalize = image_ops.Normalizer((0.4, 0.5, 0.6), (0.2, 0.3, 0.4))
+    assert torch.equal(normalize(image_ops.solarize(pixels).flip(-1)), normalize(image_ops.solarize(rgb).flip(-1)))
+    assert torch.equal(normalize(pixels), normalize(rgb))
+
+
 def test_brightness_scales_every_value():
     image = Image.fromarray(np.array([[[200, 100, 10], [250, 0, 60]]], dtype=np.uint8))
     assert pixels_of(image_ops.adjust_brightness(image, 0.5)).tolist() == [[[100, 50, 5], [125, 0, 30]]]
@@ -120,6 +132,25 @@ def test_color_jitter_leaves_a_grey_image_grey_and_draws_each_adjustment_once(mo
     calls.clear()
     image_ops.color_jitter(smooth_image(8, 8).convert("L"))
     assert sorted(calls) == ["adjust_brightness", "adjust_contrast"]
+
+
+@pytest.mark.parametrize("side", [8, 64])  # below and above the size where as_tensor switches to planes
+def test_tensor_and_pil_conversions_keep_every_pixel_in_either_layout(side):
+    # Channel c of pixel (y, x) holds (y * side + x + 85 c) mod 256: every value, different in each channel.
+    y, x = np.mgrid[0:side, 0:side]
+    array = np.stack([(y * side + x + 85 * c) % 256 for c in range(3)], axis=-1).astype(np.uint8)
+    image = Image.fromarray(array)
+    expected = torch.from_numpy(array.transpose(2, 0, 1).copy())
+    as_tensor = image_ops.as_tensor(image)
+    assert torch.equal(as_tensor, expected) and torch.equal(image_ops.pil_to_tensor(image), expected)
+    planar = image_ops.planar_tensor(image)
+    assert planar.is_contiguous() and torch.equal(planar, expected)
+    interleaved = torch.from_numpy(array.copy()).permute(2, 0, 1)  # not contiguous: the permute path
+    for pixels in (planar, interleaved):
+        back = image_ops.tensor_to_pil(pixels)
+        assert back.mode == "RGB" and np.array_equal(np.asarray(back), array)
+    grey = image_ops.tensor_to_pil(expected[:1].contiguous())
+    assert grey.mode == "L" and np.array_equal(np.asarray(grey), array[:, :, 0])
 
 
 # --- flip and crop -----------------------------------------------------------------------------------------------
@@ -172,10 +203,58 @@ def test_blends_equal_pillows_imageenhance(factor):
             assert np.array_equal(pixels_of(fast(image, factor)), pixels_of(enhancer(image).enhance(factor)))
 
 
+@pytest.mark.parametrize("factor", [0.0, 0.6, 1.0, 1.27, 2.5])
+def test_blends_from_a_table_equal_pillows_imageenhance_on_every_level(factor):
+    # 256 x 256 (above BLEND_TABLE_MIN_PIXELS, so the table path runs): R = x, G = y, B = (x + 3 y) mod 256, every
+    # level in every band; a mean grey level of 127 for contrast. Factor 2.5 clips, 0 gives the flat image.
+    y, x = np.mgrid[0:256, 0:256]
+    rgb = Image.fromarray(np.stack([x, y, (x + 3 * y) % 256], axis=-1).astype(np.uint8))
+    assert rgb.width * rgb.height >= image_ops.BLEND_TABLE_MIN_PIXELS
+    for image in (rgb, rgb.convert("L")):
+        for fast, enhancer in ((image_ops.adjust_brightness, ImageEnhance.Brightness),
+                               (image_ops.adjust_contrast, ImageEnhance.Contrast)):
+            assert np.array_equal(pixels_of(fast(image, factor)), pixels_of(enhancer(image).enhance(factor)))
+
+
 @pytest.mark.parametrize("hue", [-0.1, -0.04, 0.0, 0.013, 0.1])
 def test_hue_shift_equals_the_old_one(baseline, hue):
     image = noise_image(20, 24)
     assert np.array_equal(pixels_of(image_ops.shift_hue(image, hue)), pixels_of(baseline.shift_hue(image, hue)))
+
+
+@pytest.fixture(scope="module")
+def every_colour():
+    """All 2^24 RGB colours, one per pixel (4096 x 4096): r is the high byte of the pixel's index, b the low."""
+    index = np.arange(1 << 24, dtype=np.uint32)
+    array = np.stack([index >> 16, (index >> 8) & 255, index & 255], axis=-1).astype(np.uint8)
+    return Image.fromarray(array.reshape(4096, 4096, 3))
+
+
+# 0: the round trip alone (PIL's 8-bit HSV changes colours even then); +-0.1: the jitter's range, H moves by +-26;
+# 1.0: H moves by 255, i.e. by -1 modulo 256, so every H but 0 wraps around.
+@pytest.mark.parametrize("hue", [0.0, 0.1, -0.1, 1.0])
+def test_hue_shift_equals_the_old_one_on_every_colour(baseline, every_colour, hue):
+    fast = np.asarray(image_ops.shift_hue(every_colour, hue))
+    old = np.asarray(baseline.shift_hue(every_colour, hue))
+    assert np.array_equal(fast, old)
+
+
+def test_hue_tables_are_small():
+    tables = image_ops._hue_tables()
+    assert tables.hue.nbytes + tables.third.nbytes + tables.low.nbytes + tables.column.nbytes < 2_000_000
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 128, 200, 255])
+def test_solarize_equals_pillows_on_every_level_in_either_layout(threshold):
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    image = Image.fromarray(np.stack([levels, levels.T, 255 - levels], axis=-1))
+    expected = np.asarray(ImageOps.solarize(image, threshold)).transpose(2, 0, 1)
+    planar = torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())  # contiguous (C, H, W)
+    interleaved = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)  # a view of (H, W, C) memory
+    for pixels in (planar, interleaved):
+        out = image_ops.solarize(pixels, threshold)
+        assert out.dtype == torch.uint8 and np.array_equal(out.numpy(), expected)
+        assert torch.equal(pixels, torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()))  # input untouched
 
 
 def test_color_jitter_equals_the_old_one_with_the_same_draws(baseline):
