@@ -32,19 +32,21 @@ from dems_training import UserInputError
 from dems_training.command import run_command
 from dems_training.hub_export import (
     HubError,
-    apply_labels,
     build_folder,
     card_summary,
     check_local_dir,
+    staging_parent,
+    upload,
+    verify_folder,
+    write_local_dir,
+)
+from dems_training.hub_source import (
+    apply_labels,
     check_processor_fits,
     load_processor,
     load_source,
     one_line,
     read_labels,
-    staging_parent,
-    upload,
-    verify_folder,
-    write_local_dir,
 )
 
 
