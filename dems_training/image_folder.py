@@ -34,13 +34,6 @@ IMAGE_EXTENSIONS = tuple(ImageFolder.EXTENSIONS)
 CHECK_BATCH_SIZE = 100
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, which a job scheduler may limit), else all of them."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def find_reference_layout(root: str) -> tuple[str, str | None] | None:
     """If `root` holds `train/` and `val/` (or `validation/`, `test/`), return (train folder, held-out folder)."""
     train = os.path.join(root, "train")
