@@ -167,7 +167,7 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
 #
 # PIL's RGB -> HSV -> RGB (libImaging/Convert.c, rgb2hsv and hsv2rgb) is float work per pixel, slow in hsv2rgb. Every
 # piece of it is a function of few 8-bit values, so tables made by running PIL's own conversions once reproduce it
-# bit for bit (tests/test_train_image_ops.py checks all 16.7M colours against the old op):
+# bit for bit (tests/training/test_train_image_ops.py checks all 16.7M colours against the old op):
 # - H depends on the differences (g - r, b - r) only (rgb2hsv divides differences by max - min);
 # - S and V on (max, min); the output's largest value is V and its smallest p(S, V);
 # - the third output value x(H', S, V) takes, over the 256 H', one of a few dozen columns (q with f equals t with
