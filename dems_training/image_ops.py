@@ -2,7 +2,8 @@
 it stands for and faster:
 
 - resizing a crop runs in torch's uint8 antialiased kernels (PIL's filters, vectorised) for all but small images;
-- brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop;
+- brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop (and
+  for saturation without ImageEnhance's L -> RGB conversion);
   brightness and contrast on large images as a 256-entry table made by that blend and applied by Image.point;
 - the hue shift is PIL's 8-bit HSV round trip, bit for bit, from tables made by PIL's own conversions (PIL's float
   conversions themselves for small images);
@@ -159,8 +160,13 @@ def adjust_contrast(image: Image.Image, factor: float) -> Image.Image:
 
 
 def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
-    """`ImageEnhance.Color(image).enhance(factor)`: a blend with the image's own grey version."""
-    return ImageEnhance.Color(image).enhance(factor)
+    """`ImageEnhance.Color(image).enhance(factor)`: a blend with the image's own grey version. For "RGB" that grey
+    version is the luma plane merged into three bands, the bytes ImageEnhance's convert("L").convert("RGB") gives (the
+    L -> RGB conversion copies the level into each band) at a third of that conversion's cost."""
+    if image.mode != "RGB":
+        return ImageEnhance.Color(image).enhance(factor)
+    grey = image.convert("L")
+    return Image.blend(Image.merge("RGB", (grey, grey, grey)), image, factor)
 
 
 # --- hue shift: PIL's 8-bit HSV round trip, from lookup tables -------------------------------------------------
@@ -237,30 +243,35 @@ def _hue_tables() -> _HueTables:
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
     round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
-    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int32 passes on planar channels, or, for
+    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int16/int32 passes on planar channels, or, for
     small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
     shift = int(round(hue * 255)) % 256
     if image.width * image.height < HUE_TABLES_MIN_PIXELS or image.mode != "RGB":
         return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, (shift, 0, 0))).convert("RGB")
     tables = _hue_tables()
-    red, green, blue = (np.asarray(band) for band in image.split())
+    # One plane per band straight from PIL's packer: one copy each, where split + asarray makes two.
+    red, green, blue = (np.frombuffer(image.tobytes("raw", band), np.uint8).reshape(image.height, -1) for band in "RGB")
     value = np.maximum(np.maximum(red, green), blue)
     low = np.minimum(np.minimum(red, green), blue)
-    key = np.subtract(green, red, dtype=np.int32)
+    # Differences in int16 (a cheaper cast inside the subtraction than to int32), widened once for the key.
+    key = np.subtract(green, red, dtype=np.int16).astype(np.int32)
     key <<= 9
-    key += np.subtract(blue, red, dtype=np.int32)
+    key += np.subtract(blue, red, dtype=np.int16)
     key += _HUE_KEY_OFFSET
     hues = tables.hue.take(key)
     hues += np.uint8(shift)  # wraps modulo 256, as PIL's H does
-    # Row of (max, min): max (max + 1) / 2 + min, times the row length, plus the column of the shifted H.
-    row = value.astype(np.int32)
+    # Row of (max, min): max (max + 1) / 2 + min. In uint16, half the bytes of int32: max (max + 1) is at most
+    # 255 * 256 = 65,280 and the row at most 32,895.
+    row = value.astype(np.uint16)
     row *= row + 1
     row >>= 1
     row += low
     p = tables.low.take(row)
-    row *= tables.columns
-    row += tables.column.take(hues)
-    x = tables.third.take(row)
+    # Times the row length (past uint16), plus the column of the shifted H.
+    cell = row.astype(np.int32)
+    cell *= tables.columns
+    cell += tables.column.take(hues)
+    x = tables.third.take(cell)
     # Each output channel is V, p or x as H' falls in cyclic intervals (the sextants). With masks m_V and m_p of 0
     # or 255 and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it: uint8 passes over (3, H, W) at once.
     is_value = np.less(hues - _VALUE_START, _VALUE_LENGTH).view(np.uint8)
