@@ -280,6 +280,15 @@ def test_hue_shift_equals_the_old_one_on_every_colour(baseline, every_colour, hu
     assert np.array_equal(fast, old)
 
 
+def test_hue_column_is_the_distance_to_the_nearest_q_t_edge():
+    # shift_hue's arithmetic column of x for each H' (0..255): the distance to 0, 85, 170 or 255, the column order
+    # of the x table (whose build checks that x depends on nothing else).
+    hues = np.arange(256, dtype=np.uint8)
+    distance = np.abs(hues.astype(np.int64)[:, None] - np.array([0, 85, 170, 255])).min(axis=1)
+    assert np.array_equal(image_ops._hue_column(hues), distance)
+    assert np.array_equal(image_ops._hue_tables().column, distance) and image_ops._hue_tables().columns == 43
+
+
 def test_hue_tables_are_small():
     tables = image_ops._hue_tables()
     assert tables.hue.nbytes + tables.third.nbytes + tables.low.nbytes + tables.column.nbytes < 2_000_000
