@@ -153,6 +153,16 @@ def test_tensor_and_pil_conversions_keep_every_pixel_in_either_layout(side):
     assert grey.mode == "L" and np.array_equal(np.asarray(grey), array[:, :, 0])
 
 
+@pytest.mark.parametrize("height, width", [(1, 1), (67, 65), (65, 67), (3, 1501)])
+def test_planar_tensor_keeps_every_pixel_of_odd_and_unequal_sizes(height, width):
+    # planar_tensor copies the bands PIL packs into the planes, row after row: odd and unequal sides, and a crop.
+    image = noise_image(height, width, seed=height + width)
+    for picture in (image, image.crop((0, 0, max(1, width // 2), height))):
+        planar = image_ops.planar_tensor(picture)
+        assert planar.is_contiguous() and planar.shape == (3, picture.height, picture.width)
+        assert np.array_equal(planar.numpy(), np.asarray(picture).transpose(2, 0, 1))
+
+
 # --- flip and crop -----------------------------------------------------------------------------------------------
 
 
