@@ -2,13 +2,15 @@
 it stands for and faster:
 
 - resizing a crop runs in torch's uint8 antialiased kernels (PIL's filters, vectorised) for all but small images;
-- brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop;
+- brightness, contrast and saturation are Pillow's own blends (ImageEnhance), without ImageStat's Python loop (and
+  for saturation without ImageEnhance's L -> RGB conversion);
   brightness and contrast on large images as a 256-entry table made by that blend and applied by Image.point;
 - the hue shift is PIL's 8-bit HSV round trip, bit for bit, from tables made by PIL's own conversions (PIL's float
   conversions themselves for small images);
 - greyscale can hand over its luma plane as a tensor (broadcast to three channels);
 - solarize is one XOR with a 0/255 mask on the uint8 pixels;
-- tensors and PIL images swap planes (Image.split / Image.merge) at large sizes, not torch's byte-wise transpose;
+- tensors and PIL images swap planes (bands packed by PIL / Image.merge) at large sizes, not torch's byte-wise
+  transpose;
 - the conversion to a float tensor and the normalisation are two float32 passes (no float64, no NumPy float).
 """
 
@@ -39,12 +41,14 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def planar_tensor(image: Image.Image) -> torch.Tensor:
-    """An "RGB" image as a contiguous uint8 (3, H, W) tensor, one plane per band: costs a little more than
-    `pil_to_tensor`, but the float conversion (`Normalizer`) then runs twice as fast as on interleaved pixels."""
+    """An "RGB" image as a contiguous uint8 (3, H, W) tensor, one plane per band: costs about what `pil_to_tensor`
+    does, and the float conversion (`Normalizer`) then runs twice as fast as on interleaved pixels."""
     out = torch.empty((3, image.height, image.width), dtype=torch.uint8)
-    planes = out.numpy()
-    for plane, band in zip(planes, image.split(), strict=True):
-        plane[...] = np.asarray(band)
+    planes = out.numpy().reshape(3, -1)
+    # Each band packed by PIL into bytes, then copied into its plane: half the cost of Image.split + np.asarray,
+    # which copy twice before this copy.
+    for plane, band in zip(planes, "RGB", strict=True):
+        plane[...] = np.frombuffer(image.tobytes("raw", band), np.uint8)
     return out
 
 
@@ -159,8 +163,13 @@ def adjust_contrast(image: Image.Image, factor: float) -> Image.Image:
 
 
 def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
-    """`ImageEnhance.Color(image).enhance(factor)`: a blend with the image's own grey version."""
-    return ImageEnhance.Color(image).enhance(factor)
+    """`ImageEnhance.Color(image).enhance(factor)`: a blend with the image's own grey version. For "RGB" that grey
+    version is the luma plane merged into three bands, the bytes ImageEnhance's convert("L").convert("RGB") gives (the
+    L -> RGB conversion copies the level into each band) at a third of that conversion's cost."""
+    if image.mode != "RGB":
+        return ImageEnhance.Color(image).enhance(factor)
+    grey = image.convert("L")
+    return Image.blend(Image.merge("RGB", (grey, grey, grey)), image, factor)
 
 
 # --- hue shift: PIL's 8-bit HSV round trip, from lookup tables -------------------------------------------------
@@ -170,8 +179,9 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
 # bit for bit (tests/training/test_train_image_ops.py checks all 16.7M colours against the old op):
 # - H depends on the differences (g - r, b - r) only (rgb2hsv divides differences by max - min);
 # - S and V on (max, min); the output's largest value is V and its smallest p(S, V);
-# - the third output value x(H', S, V) takes, over the 256 H', one of a few dozen columns (q with f equals t with
-#   1 - f: it depends on the distance to the sextant's edge), so x is a table of (max, min) rows by those columns;
+# - the third output value x(H', S, V) takes, over the 256 H', one of 43 columns: q with f equals t with 1 - f, so it
+#   depends on the distance from H' to the nearest edge between a q sextant and a t sextant, H' = 0, 85, 170 or 255
+#   (255 / 3 = 85: each edge of that kind is a whole H'); x is a table of (max, min) rows by those columns;
 # - which output channel gets V, p or x is the sextant of H', floor(6 H' / 255) modulo 6 (a switch in hsv2rgb).
 
 # Output roles (V, p, x) of (R, G, B) in sextants 0..5, as hsv2rgb's switch assigns (v, t, p), (q, v, p),
@@ -204,7 +214,7 @@ class _HueTables:
         rows = len(top)
         roles = np.array(_HSV_ROLES)[(np.arange(256) * 6 // 255) % 6]  # (256 H', 3 channels)
         levels, at = np.arange(256), [np.argmax(roles == role, axis=1) for role in range(3)]
-        third = np.empty((256, rows), dtype=np.uint8)  # by H' then row: np.unique's rows, without a transpose
+        third = np.empty((256, rows), dtype=np.uint8)  # by H' then row
         self.low = np.empty(rows, dtype=np.uint8)  # p by row
         kept = True
         for start in range(0, rows, 4096):
@@ -217,10 +227,25 @@ class _HueTables:
             self.low[chunk], third[:, chunk] = low_out[:, 0], rgb[:, levels, at[2]].T
         if not kept:
             raise RuntimeError("This Pillow's HSV -> RGB does not keep V and p(S, V): shift_hue's tables do not hold.")
-        columns, column_of = np.unique(third, axis=0, return_inverse=True)
-        self.column = column_of.ravel().astype(np.uint8)  # column of x for each H'
-        self.third = np.ascontiguousarray(columns.T).ravel()  # x[row * columns + column]
-        self.columns = len(columns)
+        # x's column for each H': the distance `_hue_column` computes in a few uint8 passes in shift_hue. H' = column
+        # itself (in sextant 0) stands for each column; every other H' must give the same x as its column's.
+        self.column = _hue_column(levels.astype(np.uint8))
+        self.columns = int(self.column.max()) + 1
+        if not np.array_equal(third, third[self.column]):
+            raise RuntimeError("This Pillow's HSV -> RGB is not symmetric about H' = 0, 85, 170, 255: shift_hue's "
+                               "tables do not hold.")
+        self.third = np.ascontiguousarray(third[: self.columns].T).ravel()  # x[row * columns + column]
+
+
+def _hue_column(hues: np.ndarray) -> np.ndarray:
+    """uint8 H' -> its distance to the nearest of 0, 85, 170, 255 (0..42), in uint8 passes: fold H' about 127.5
+    (min(H', 255 - H'), which maps 170 to 85 and 255 to 0), then the distance to 0 or 85 of the folded value
+    (0..127, so that value - 85 fits in int8)."""
+    folded = np.subtract(np.uint8(255), hues)
+    np.minimum(folded, hues, out=folded)
+    to_85 = np.subtract(folded.view(np.int8), np.int8(85))
+    np.abs(to_85, out=to_85)
+    return np.minimum(folded, to_85.view(np.uint8), out=folded)
 
 
 def _pil_convert(pixels: np.ndarray, mode: str, to: str) -> np.ndarray:
@@ -237,30 +262,35 @@ def _hue_tables() -> _HueTables:
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
     round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
-    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int32 passes on planar channels, or, for
+    Bit-exact with PIL's HSV round trip: from the tables above in uint8/int16/int32 passes on planar channels, or, for
     small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
     shift = int(round(hue * 255)) % 256
     if image.width * image.height < HUE_TABLES_MIN_PIXELS or image.mode != "RGB":
         return ImageChops.add_modulo(image.convert("HSV"), Image.new("HSV", image.size, (shift, 0, 0))).convert("RGB")
     tables = _hue_tables()
-    red, green, blue = (np.asarray(band) for band in image.split())
+    # One plane per band straight from PIL's packer: one copy each, where split + asarray makes two.
+    red, green, blue = (np.frombuffer(image.tobytes("raw", band), np.uint8).reshape(image.height, -1) for band in "RGB")
     value = np.maximum(np.maximum(red, green), blue)
     low = np.minimum(np.minimum(red, green), blue)
-    key = np.subtract(green, red, dtype=np.int32)
+    # Differences in int16 (a cheaper cast inside the subtraction than to int32), widened once for the key.
+    key = np.subtract(green, red, dtype=np.int16).astype(np.int32)
     key <<= 9
-    key += np.subtract(blue, red, dtype=np.int32)
+    key += np.subtract(blue, red, dtype=np.int16)
     key += _HUE_KEY_OFFSET
     hues = tables.hue.take(key)
     hues += np.uint8(shift)  # wraps modulo 256, as PIL's H does
-    # Row of (max, min): max (max + 1) / 2 + min, times the row length, plus the column of the shifted H.
-    row = value.astype(np.int32)
+    # Row of (max, min): max (max + 1) / 2 + min. In uint16, half the bytes of int32: max (max + 1) is at most
+    # 255 * 256 = 65,280 and the row at most 32,895.
+    row = value.astype(np.uint16)
     row *= row + 1
     row >>= 1
     row += low
     p = tables.low.take(row)
-    row *= tables.columns
-    row += tables.column.take(hues)
-    x = tables.third.take(row)
+    # Times the row length (past uint16), plus the column of the shifted H (arithmetic: 6 times cheaper than a take).
+    cell = row.astype(np.int32)
+    cell *= tables.columns
+    cell += _hue_column(hues)
+    x = tables.third.take(cell)
     # Each output channel is V, p or x as H' falls in cyclic intervals (the sextants). With masks m_V and m_p of 0
     # or 255 and p <= x <= V, min(max(x, V & m_V), p | ~m_p) picks it: uint8 passes over (3, H, W) at once.
     is_value = np.less(hues - _VALUE_START, _VALUE_LENGTH).view(np.uint8)

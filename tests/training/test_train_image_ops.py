@@ -153,6 +153,16 @@ def test_tensor_and_pil_conversions_keep_every_pixel_in_either_layout(side):
     assert grey.mode == "L" and np.array_equal(np.asarray(grey), array[:, :, 0])
 
 
+@pytest.mark.parametrize("height, width", [(1, 1), (67, 65), (65, 67), (3, 1501)])
+def test_planar_tensor_keeps_every_pixel_of_odd_and_unequal_sizes(height, width):
+    # planar_tensor copies the bands PIL packs into the planes, row after row: odd and unequal sides, and a crop.
+    image = noise_image(height, width, seed=height + width)
+    for picture in (image, image.crop((0, 0, max(1, width // 2), height))):
+        planar = image_ops.planar_tensor(picture)
+        assert planar.is_contiguous() and planar.shape == (3, picture.height, picture.width)
+        assert np.array_equal(planar.numpy(), np.asarray(picture).transpose(2, 0, 1))
+
+
 # --- flip and crop -----------------------------------------------------------------------------------------------
 
 
@@ -216,6 +226,40 @@ def test_blends_from_a_table_equal_pillows_imageenhance_on_every_level(factor):
             assert np.array_equal(pixels_of(fast(image, factor)), pixels_of(enhancer(image).enhance(factor)))
 
 
+def test_saturation_equals_pillows_imageenhance_on_random_images_and_factors():
+    # adjust_saturation builds ImageEnhance's grey image its own way (Image.merge of the luma plane): the blend must
+    # see the same bytes. Factors exactly 0 and 1, the jitter's range [0.8, 1.2] (either side of 1: Pillow's blend
+    # interpolates up to 1 and extrapolates with clipping above), and far out, on noise and smooth images of several
+    # sizes, including odd ones.
+    rng = np.random.default_rng(7)
+    factors = [0.0, 1.0, 0.8, 1.2, 2.5, -0.5, *rng.uniform(0.8, 1.2, 20).tolist()]
+    images = [noise_image(256, 256, 1), smooth_image(256, 256, 2), noise_image(37, 61, 3), smooth_image(1, 1, 4)]
+    images += [noise_image(int(h), int(w), 5 + i) for i, (h, w) in enumerate(rng.integers(1, 300, (8, 2)))]
+    for image in images:
+        for factor in factors:
+            expected = ImageEnhance.Color(image).enhance(factor)
+            assert np.array_equal(pixels_of(image_ops.adjust_saturation(image, factor)), pixels_of(expected))
+    assert pixels_of(image_ops.adjust_saturation(images[0], 1.0)).tolist() == pixels_of(images[0]).tolist()
+
+
+def test_saturation_of_other_modes_is_imageenhance():
+    for image in (smooth_image(30, 40).convert("L"), smooth_image(30, 40).convert("RGBA")):
+        for factor in (0.0, 0.9, 1.3):
+            expected = ImageEnhance.Color(image).enhance(factor)
+            assert np.array_equal(pixels_of(image_ops.adjust_saturation(image, factor)), pixels_of(expected))
+
+
+@pytest.mark.parametrize("hue", [-0.1, 0.05, 1.0])
+def test_hue_shift_from_tables_equals_the_old_one_on_odd_sizes(baseline, hue):
+    # Above HUE_TABLES_MIN_PIXELS (the table path), widths and heights odd and unequal: the planes PIL packs are
+    # reshaped by the image's height.
+    for height, width in ((47, 61), (61, 47), (43, 1999), (257, 255)):
+        assert height * width >= image_ops.HUE_TABLES_MIN_PIXELS
+        for image in (noise_image(height, width), smooth_image(height, width)):
+            fast, old = image_ops.shift_hue(image, hue), baseline.shift_hue(image, hue)
+            assert np.array_equal(pixels_of(fast), pixels_of(old))
+
+
 @pytest.mark.parametrize("hue", [-0.1, -0.04, 0.0, 0.013, 0.1])
 def test_hue_shift_equals_the_old_one(baseline, hue):
     image = noise_image(20, 24)
@@ -230,6 +274,13 @@ def every_colour():
     return Image.fromarray(array.reshape(4096, 4096, 3))
 
 
+@pytest.mark.parametrize("factor", [0.0, 0.8, 0.9371, 1.0, 1.0629, 1.2, 3.0])
+def test_saturation_equals_pillows_imageenhance_on_every_colour(every_colour, factor):
+    # The blend is a function of the (grey, channel) bytes alone: all 2^24 colours give every pair that can occur.
+    fast = np.asarray(image_ops.adjust_saturation(every_colour, factor))
+    assert np.array_equal(fast, np.asarray(ImageEnhance.Color(every_colour).enhance(factor)))
+
+
 # 0: the round trip alone (PIL's 8-bit HSV changes colours even then); +-0.1: the jitter's range, H moves by +-26;
 # 1.0: H moves by 255, i.e. by -1 modulo 256, so every H but 0 wraps around.
 @pytest.mark.parametrize("hue", [0.0, 0.1, -0.1, 1.0])
@@ -237,6 +288,15 @@ def test_hue_shift_equals_the_old_one_on_every_colour(baseline, every_colour, hu
     fast = np.asarray(image_ops.shift_hue(every_colour, hue))
     old = np.asarray(baseline.shift_hue(every_colour, hue))
     assert np.array_equal(fast, old)
+
+
+def test_hue_column_is_the_distance_to_the_nearest_q_t_edge():
+    # shift_hue's arithmetic column of x for each H' (0..255): the distance to 0, 85, 170 or 255, the column order
+    # of the x table (whose build checks that x depends on nothing else).
+    hues = np.arange(256, dtype=np.uint8)
+    distance = np.abs(hues.astype(np.int64)[:, None] - np.array([0, 85, 170, 255])).min(axis=1)
+    assert np.array_equal(image_ops._hue_column(hues), distance)
+    assert np.array_equal(image_ops._hue_tables().column, distance) and image_ops._hue_tables().columns == 43
 
 
 def test_hue_tables_are_small():
