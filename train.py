@@ -35,7 +35,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from dems_training import UserInputError, report_user_error
 from dems_training.cpu_memory import keep_freed_memory
-from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data
+from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, split_off_validation
 from dems_training.input_pipeline import InputPipeline, build_input_pipeline
 from dems_training.launch import user_given_options, world_size
 from dems_training.lr_schedule import epoch_schedule_for
@@ -44,7 +44,7 @@ from dems_training.mixup import default_collator
 from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model, supported_drop_path_rate
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults, recipe_for
-from dems_training.torch_data import TransformedImageDataset
+from dems_training.torch_data import DatasetEpochCallback, TransformedImageDataset
 from dems_training.trainer import DemsTrainer
 
 
@@ -131,6 +131,16 @@ class DataArguments:
                   "(else --seed). Every class must have that many."},
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many held-out images."})
+    validation_samples_per_class: int | None = field(
+        default=None,
+        metadata={"help": "Set aside this many train images of each class as a validation set (drawn with "
+                  "--validation_seed, before any train subset): evaluations during training use it, and the held-out "
+                  "split is evaluated once, at the end, as the test set (test_* metrics)."},
+    )
+    validation_seed: int = field(
+        default=1234,
+        metadata={"help": "Seed of the validation draw; fixed, so that runs of every --seed share one validation set."},
+    )
 
 
 @dataclass
@@ -185,6 +195,12 @@ class RecipeArguments:
         default=True,
         metadata={"help": "Weight decay on every parameter, as the reference (False: Trainer's choice, no decay on "
                   "biases and LayerNorm)."},
+    )
+    seeded_augmentation: bool = field(
+        default=False,
+        metadata={"help": "Augment image i of epoch e from a generator seeded by (--seed, e, i): the augmentation "
+                  "draws are the same whatever the model (DEMS or ViT), and a resumed run draws what an uninterrupted "
+                  "one draws."},
     )
     keep_freed_memory: bool = field(
         default=False,
@@ -262,9 +278,18 @@ def log_run_shape(recipe_args: RecipeArguments, training_args: TrainingArguments
     )
 
 
-def transformed_datasets(data, data_args: DataArguments, training_args, pipeline: InputPipeline):
-    """The train and held-out images as the model sees them, cut to the sizes the flags ask for."""
-    train_split = data.train
+def transformed_datasets(data, data_args: DataArguments, recipe_args: RecipeArguments, training_args,
+                         pipeline: InputPipeline):
+    """The train and held-out images as the model sees them, cut to the sizes the flags ask for: (train, evaluated
+    during training, test). With --validation_samples_per_class the second is the validation set and the third the
+    held-out split; without it the second is the held-out split and there is no third."""
+    train_split, validation_split = data.train, None
+    if data_args.validation_samples_per_class is not None:
+        train_split, validation_split = split_off_validation(
+            train_split, data.label_column, data_args.validation_samples_per_class, data_args.validation_seed
+        )
+        logger.info(f"Validation set: {len(validation_split)} train images ({data_args.validation_samples_per_class} "
+                    f"per class, seed {data_args.validation_seed}), outside every train subset")
     if data_args.train_samples_per_class is not None:
         seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
         train_split = balanced_subset(train_split, data.label_column, data_args.train_samples_per_class, seed)
@@ -273,16 +298,25 @@ def transformed_datasets(data, data_args: DataArguments, training_args, pipeline
     train_dataset = TransformedImageDataset(
         subset(train_split, data_args.max_train_samples, "--max_train_samples"),
         data.image_column, data.label_column, pipeline.train_transform,
+        seed=training_args.seed if recipe_args.seeded_augmentation else None,
     )
-    eval_dataset = TransformedImageDataset(
+    held_out = TransformedImageDataset(
         subset(data.eval, data_args.max_eval_samples, "--max_eval_samples"),
         data.image_column, data.label_column, pipeline.eval_transform,
     )
-    return train_dataset, eval_dataset
+    if validation_split is None:
+        return train_dataset, held_out, None
+    validation = TransformedImageDataset(
+        validation_split, data.image_column, data.label_column, pipeline.eval_transform
+    )
+    return train_dataset, validation, held_out
 
 
 def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset, eval_dataset,
                   recipe_args: RecipeArguments, training_args: TrainingArguments) -> DemsTrainer:
+    callbacks = list(pipeline.callbacks)
+    if train_dataset.seed is not None:  # --seeded_augmentation: the images' seeds follow the epoch
+        callbacks.append(DatasetEpochCallback(train_dataset))
     return DemsTrainer(
         model=model,
         args=training_args,
@@ -293,7 +327,7 @@ def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset
         compute_metrics=TopKAccuracy(top_k=(1, 5)),
         preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
         processing_class=image_processor,
-        callbacks=pipeline.callbacks,
+        callbacks=callbacks,
         batch_augmentation=pipeline.batch_augmentation,
         decay_all_parameters=recipe_args.decay_all_parameters,
         epoch_schedule=epoch_schedule_for(recipe_args),
@@ -309,13 +343,24 @@ def train_model(trainer: DemsTrainer, checkpoint: str | None) -> dict:
     return train_result.metrics
 
 
-def evaluate_model(trainer: DemsTrainer, images: int, source: str) -> dict:
+def evaluate_model(trainer: DemsTrainer, images: int, source: str, test_dataset=None) -> dict:
+    """Top-1 and top-5 on the set evaluated during training (eval_*) and, with a validation set, on the held-out
+    split as the test set (test_*), once."""
     metrics = trainer.evaluate()
     trainer.log_metrics("eval", metrics)
     trainer.save_metrics("eval", metrics)
+    where = "validation images" if test_dataset is not None else f"images of {source}"
     if trainer.is_world_process_zero():
         print(f"Held-out top-1 accuracy: {100 * metrics['eval_top1_accuracy']:.2f}% "
-              f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {images} images of {source}")
+              f"(top-5 {100 * metrics['eval_top5_accuracy']:.2f}%) on {images} {where}")
+    if test_dataset is not None:
+        test = trainer.evaluate(test_dataset, metric_key_prefix="test")
+        trainer.log_metrics("test", test)
+        trainer.save_metrics("test", test)
+        metrics.update(test)
+        if trainer.is_world_process_zero():
+            print(f"Test top-1 accuracy: {100 * test['test_top1_accuracy']:.2f}% "
+                  f"(top-5 {100 * test['test_top5_accuracy']:.2f}%) on {len(test_dataset)} images of {source}")
     return metrics
 
 
@@ -358,7 +403,8 @@ def run(argv: list[str]) -> dict:
     image_processor = build_image_processor(model_args.model_name_or_path, model.config, data_set_recipe)
 
     pipeline = build_input_pipeline(recipe_args, model.config, image_processor)
-    train_dataset, eval_dataset = transformed_datasets(data, data_args, training_args, pipeline)
+    train_dataset, eval_dataset, test_dataset = transformed_datasets(data, data_args, recipe_args, training_args,
+                                                                     pipeline)
 
     trainer = build_trainer(model, image_processor, pipeline, train_dataset, eval_dataset, recipe_args, training_args)
 
@@ -366,7 +412,7 @@ def run(argv: list[str]) -> dict:
     if training_args.do_train:
         results.update(train_model(trainer, training_args.resume_from_checkpoint or resume_from))
     if training_args.do_eval:
-        results.update(evaluate_model(trainer, len(eval_dataset), data.source))
+        results.update(evaluate_model(trainer, len(eval_dataset), data.source, test_dataset))
 
     if trainer.is_world_process_zero() and training_args.do_train:
         summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset))

@@ -1,35 +1,52 @@
 #!/usr/bin/env python
-"""Data efficiency: DEMS-ViT against a ViT of the same width and depth, at several training-set sizes.
+"""Data efficiency at a plateau: DEMS-ViT against two ViTs, at several training-set sizes, every run resumable.
 
-Every run is a plain `train.py` run (so any of them can be rerun by hand): a class-balanced subset of the train
-split, the same recipe for every arm, evaluated on the whole held-out split at half and at the full budget. The
-budget of a size is counted in images seen (epochs = images seen / subset size), so that small subsets are not
-starved. Arms:
+Every run is a plain `train.py` run, recorded with the command and the git commit that made it, so that any record
+can be rerun. The study, in the order it runs:
 
-    dems            DEMS-ViT with the recipe's decaying augmentation schedule
-    vit             transformers' ViTForImageClassification matched to it (--architecture vit)
-    dems-constant   DEMS-ViT with the augmentation at p0 throughout, no decay (at the smallest and largest size)
+1. **Learning-rate grid.** Each model arm trains at one size (`--grid_samples_per_class`), seed 0, at every peak
+   rate of `--grid_learning_rates`. The rate with the highest validation top-1 at the end of its run is the arm's
+   rate for every size (a tie goes to the smaller rate).
+2. **Plateau check.** Seed 0 of DEMS and the matched ViT at the sizes of `--plateau_samples_per_class`, at the
+   size's budget and at twice it: the budget holds when doubling it moves validation top-1 by less than
+   `--plateau_tolerance` points.
+3. **Comparison.** Every arm at every size, `--seeds` seeds (`--few_seeds` for the equal-compute ViT and the
+   ablation, which runs at the smallest and largest size only). Seed by seed, so that a study stopped early holds
+   whole comparisons.
 
-Each run writes `runs/<name>.json` under --results_dir as soon as it ends; a rerun skips finished runs, so the
-study resumes where it stopped, across sessions. `--aggregate_only` rebuilds the table (`results.md`) and the plot
-(`top1_vs_size.png`) from whatever runs exist.
+Arms:
 
-    # the committed Fashion-MNIST study (CPU, two single-thread trainings at a time)
-    HF_HUB_OFFLINE=1 python benchmarks/data_efficiency.py --jobs 2
+    dems            DEMS-ViT with the decaying augmentation schedule
+    vit             transformers' ViTForImageClassification with DEMS's width, depth, heads and MLP (fewer MACs)
+    vit-wide        that ViT widened so that its MACs per image are within 5% of DEMS's (equal compute)
+    dems-constant   DEMS-ViT with the augmentation held at p0 throughout (the ablation of the schedule)
+
+Every run sets aside the same validation set (`--validation_samples_per_class` images of each class of the train
+split, a fixed seed) and draws its train subset from the rest with its own seed; both arms of a seed train on the
+same images in the same order with the same augmentation draws (`train.py --seeded_augmentation`). A run evaluates
+the validation set about ten times (its learning curve) and the held-out test split once, at the end: the test
+figure is the result, the validation figures are for the choices and the plateau check.
+
+A run checkpoints every tenth of its budget and an interrupted study, started again, resumes each unfinished run
+from its newest checkpoint and skips finished ones. Each finished run writes `runs/<name>.json` under --results_dir
+(and, with --commit_records, commits it with its log at once). `--aggregate_only` rebuilds the tables (`results.md`)
+and the plots from the records; records of different training-code commits are refused unless
+--allow_mixed_commits.
+
+    # the committed Fashion-MNIST study (CPU, two single-thread trainings at a time), from a pinned clone
+    HF_HUB_OFFLINE=1 python benchmarks/data_efficiency.py --jobs 2 --commit_records
     # a few minutes on scikit-learn's digits
-    python benchmarks/data_efficiency.py --quick --results_dir /tmp/quick
-    # CIFAR100 at the reference's scale on a GPU: tiny-32 as the reference builds it, longer budgets
-    python benchmarks/data_efficiency.py --dataset cifar100 --model_preset tiny-32 --config_overrides "" \
-        --samples_per_class 5 25 100 500 --images_seen 2000000 --global_batch_size 256 --learning_rate 5e-4 \
-        --device cuda --jobs 1 --threads 8 --results_dir benchmarks/results/cifar100
+    python benchmarks/data_efficiency.py --quick --results_dir /tmp/quick --outputs_dir /tmp/quick/outputs
 """
 
 import argparse
+import datetime
 import json
 import os
-import shutil
+import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -46,145 +63,235 @@ from dems_training.command import run_command  # noqa: E402
 # The scaled-down DEMS that two CPU cores can train: 32x32 input, patch 4 (one region of 64 + 16 + 4 + 1 = 85
 # tokens), width 64, 6 blocks of 2 heads, merges after blocks 3 and 5 (the reference's 6 and 10 of 12, halved),
 # keeping 64 tokens per region as the tiny reference does.
-STUDY_MODEL = (
-    "image_size=32,patch_size=4,hidden_size=64,num_hidden_layers=6,num_attention_heads=2,merge_layers=[3,5],"
-    "num_merged_tokens=[64,64]"
-)
-ARMS = ("dems", "vit", "dems-constant")
-ARM_FLAGS = {
-    "dems": [],
-    "vit": ["--architecture", "vit"],
-    "dems-constant": ["--augmentation_decay", "false"],
+STUDY_MODEL = {
+    "image_size": 32, "patch_size": 4, "hidden_size": 64, "num_hidden_layers": 6, "num_attention_heads": 2,
+    "merge_layers": [3, 5], "num_merged_tokens": [64, 64],
 }
-ARM_LABELS = {
-    "dems": "DEMS-ViT",
-    "vit": "ViT (DeiT-style)",
-    "dems-constant": "DEMS-ViT, no augmentation decay",
-}
+# transformers' ViT of the study model's depth at width 72 counts 0.0281 GMACs per image against DEMS's 0.0284
+# (-1.1%); the matched ViT (width 64) counts 0.0226 (-20%). The records carry the counts of the trained models.
+EQUAL_COMPUTE_WIDTH = 72
 
 
-@dataclass
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    flags: tuple[str, ...] = ()
+    config: dict = field(default_factory=dict)  # on top of the study's model
+    rate_of: str | None = None  # the arm whose chosen learning rate it trains with (None: its own grid)
+
+
+ARMS = {
+    "dems": Arm("DEMS-ViT"),
+    "vit": Arm("ViT, same width and depth", ("--architecture", "vit")),
+    "vit-wide": Arm(f"ViT, equal compute (width {EQUAL_COMPUTE_WIDTH})", ("--architecture", "vit"),
+                    {"hidden_size": EQUAL_COMPUTE_WIDTH}),
+    "dems-constant": Arm("DEMS-ViT, augmentation held at p0", ("--augmentation_decay", "false"), rate_of="dems"),
+}
+# The code a record's numbers depend on: a study refuses to run with uncommitted changes to it (--allow_dirty).
+TRAINING_CODE = ("train.py", "dems_training", "modeling_dems", "configuration_dems", "benchmarks/data_efficiency.py")
+
+
+@dataclass(frozen=True)
 class RunSpec:
     arm: str
     samples_per_class: int
     seed: int
     epochs: int
-    warmup_epochs: int
+    learning_rate: float
 
     @property
     def name(self) -> str:
-        return f"{self.arm}-k{self.samples_per_class}-s{self.seed}"
+        return f"{self.arm}-k{self.samples_per_class}-s{self.seed}-e{self.epochs}-lr{self.learning_rate:g}"
 
 
 @dataclass
 class StudySettings:
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
-    train_dir: str | None = None
-    model_preset: str | None = None
-    config_overrides: str = STUDY_MODEL
-    samples_per_class: list[int] = field(default_factory=lambda: [60, 150, 600, 1500])
-    images_seen: list[int] = field(default_factory=lambda: [90_000, 120_000, 180_000, 240_000])
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    config_overrides: dict = field(default_factory=lambda: dict(STUDY_MODEL))
+    samples_per_class: list[int] = field(default_factory=lambda: [60, 120, 300, 600])
+    epochs: list[int] = field(default_factory=lambda: [400, 250, 120, 80])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    few_seeds: list[int] = field(default_factory=lambda: [0, 1])
     arms: list[str] = field(default_factory=lambda: list(ARMS))
-    global_batch_size: int = 32
-    learning_rate: float = 1e-3
+    grid_samples_per_class: int = 120
+    grid_learning_rates: list[float] = field(default_factory=lambda: [5e-4, 1e-3, 2e-3])
+    plateau_samples_per_class: list[int] = field(default_factory=lambda: [60, 300])
+    plateau_arms: list[str] = field(default_factory=lambda: ["dems", "vit"])
+    plateau_tolerance: float = 0.5
+    validation_samples_per_class: int = 500
+    validation_seed: int = 1234
+    global_batch_size: int = 64
     warmup_fraction: float = 0.05
-    drop_path_rate: float = 0.0
-    mixup_cutmix: bool = False
+    evaluations: int = 10
+    crop_scale_min: float = 0.5
+    augmentation_p0: float = 0.6
+    attention_dropout: float = 0.0
     device: str = "cpu"
     jobs: int = 2
     threads: int = 1
-    results_dir: str = "benchmarks/results/fashion_mnist"
+    results_dir: str = "benchmarks/results/fashion_mnist_plateau"
     outputs_dir: str = "outputs/data_efficiency"
-    max_eval_samples: int | None = None
+    commit_records: bool = False
+    allow_dirty: bool = False
     extra_args: list[str] = field(default_factory=list)
 
 
 QUICK = {
     "dataset": "digits",
-    "config_overrides": "",
+    "config_overrides": {},
     "samples_per_class": [5, 20],
-    "images_seen": [800],
+    "epochs": [8, 2],
     "seeds": [0],
+    "few_seeds": [0],
+    "grid_samples_per_class": 5,
+    "grid_learning_rates": [1e-3, 2e-3],
+    "plateau_samples_per_class": [5],
+    "validation_samples_per_class": 10,
     "global_batch_size": 16,
-    "learning_rate": 1e-3,
 }
 
 
 def check_settings(settings: StudySettings) -> None:
-    if not settings.samples_per_class or min(settings.samples_per_class) < 1:
-        raise UserInputError(f"--samples_per_class={settings.samples_per_class} must be positive counts.")
-    if len(settings.images_seen) not in (1, len(settings.samples_per_class)):
-        raise UserInputError(
-            f"--images_seen has {len(settings.images_seen)} values; give one for every size "
-            f"({len(settings.samples_per_class)}) or one for all."
-        )
-    if min(settings.images_seen) < 1:
-        raise UserInputError(f"--images_seen={settings.images_seen} must be positive.")
+    sizes = settings.samples_per_class
+    if not sizes or min(sizes) < 1:
+        raise UserInputError(f"--samples_per_class={sizes} must be positive counts.")
+    if len(settings.epochs) != len(sizes) or min(settings.epochs) < 1:
+        raise UserInputError(f"--epochs={settings.epochs}: give one positive number of epochs for every size {sizes}.")
     unknown = [arm for arm in settings.arms if arm not in ARMS]
     if unknown:
-        raise UserInputError(f"--arms: {unknown} are not arms; choose from {ARMS}.")
+        raise UserInputError(f"--arms: {unknown} are not arms; choose from {list(ARMS)}.")
+    for flag, value in (("--grid_samples_per_class", [settings.grid_samples_per_class]),
+                        ("--plateau_samples_per_class", settings.plateau_samples_per_class)):
+        if not set(value) <= set(sizes):
+            raise UserInputError(f"{flag}={value} must be among --samples_per_class={sizes}.")
+    if not settings.grid_learning_rates or min(settings.grid_learning_rates) <= 0:
+        raise UserInputError(f"--grid_learning_rates={settings.grid_learning_rates} must be positive rates.")
     if not 0 <= settings.warmup_fraction < 1:
         raise UserInputError(f"--warmup_fraction={settings.warmup_fraction} must be in [0, 1).")
+    if settings.evaluations < 1:
+        raise UserInputError(f"--evaluations={settings.evaluations} must be at least 1.")
     if settings.jobs < 1 or settings.threads < 1:
         raise UserInputError(f"--jobs={settings.jobs} and --threads={settings.threads} must be at least 1.")
 
 
-def plan_runs(settings: StudySettings, num_classes: int) -> list[RunSpec]:
-    """Seed by seed, size by size: a study stopped early still holds whole comparisons. A subset holds
-    samples_per_class x num_classes images."""
+def base_epochs(settings: StudySettings) -> dict[int, int]:
+    return dict(zip(settings.samples_per_class, settings.epochs, strict=True))
+
+
+def model_arms(settings: StudySettings) -> list[str]:
+    """The arms with a learning-rate grid of their own."""
+    return [arm for arm in settings.arms if ARMS[arm].rate_of is None]
+
+
+def grid_runs(settings: StudySettings) -> list[RunSpec]:
+    k = settings.grid_samples_per_class
+    return [RunSpec(arm, k, 0, base_epochs(settings)[k], rate)
+            for arm in model_arms(settings) for rate in settings.grid_learning_rates]
+
+
+def final_validation(record: dict) -> float:
+    return record["val_top1"]
+
+
+def chosen_learning_rates(settings: StudySettings, records: dict[str, dict]) -> dict[str, float] | None:
+    """Each arm's peak rate: the grid rate with the highest final validation top-1 (ties: the smaller rate). None
+    until every grid run has a record."""
+    runs = grid_runs(settings)
+    if any(run.name not in records for run in runs):
+        return None
+    chosen = {}
+    for arm in model_arms(settings):
+        candidates = [(-final_validation(records[run.name]), run.learning_rate) for run in runs if run.arm == arm]
+        chosen[arm] = min(candidates)[1]
+    for arm in settings.arms:
+        if ARMS[arm].rate_of is not None:
+            chosen[arm] = chosen[ARMS[arm].rate_of]
+    return chosen
+
+
+def comparison_runs(settings: StudySettings, rates: dict[str, float]) -> list[RunSpec]:
+    """The plateau check first (its 1x runs are also the comparison's seed-0 runs), then seed by seed."""
+    epochs = base_epochs(settings)
     sizes = sorted(settings.samples_per_class)
-    if len(settings.images_seen) == 1:
-        budgets = dict.fromkeys(sizes, settings.images_seen[0])
-    else:
-        budgets = dict(zip(settings.samples_per_class, settings.images_seen, strict=True))
     runs = []
-    for seed in settings.seeds:
+    for k in sorted(settings.plateau_samples_per_class):
+        for arm in settings.plateau_arms:
+            if arm in settings.arms:
+                runs += [RunSpec(arm, k, 0, epochs[k], rates[arm]), RunSpec(arm, k, 0, 2 * epochs[k], rates[arm])]
+    for seed in sorted(set(settings.seeds) | set(settings.few_seeds)):
         for k in sizes:
             for arm in settings.arms:
+                few = arm in ("vit-wide", "dems-constant")
+                if seed not in (settings.few_seeds if few else settings.seeds):
+                    continue
                 if arm == "dems-constant" and k not in (sizes[0], sizes[-1]):
-                    continue  # the schedule ablation: smallest and largest size only
-                epochs = max(1, round(budgets[k] / k / num_classes))
-                warmup = min(round(settings.warmup_fraction * epochs), epochs - 1)
-                runs.append(RunSpec(arm, k, seed, epochs, warmup))
-    return runs
+                    continue  # the schedule's ablation: smallest and largest size only
+                runs.append(RunSpec(arm, k, seed, epochs[k], rates[arm]))
+    unique = {run.name: run for run in runs}
+    return list(unique.values())
 
 
-def load_study_data(settings: StudySettings):
-    """The data as train.py will load it; loading it here first also fills the `datasets` cache once, before the
-    parallel runs read it."""
-    from dems_training.data_sets import load_data
-
-    return load_data(dataset=settings.dataset, data_dir=settings.data_dir, train_dir=settings.train_dir)
+def config_overrides_text(overrides: dict) -> str:
+    return ",".join(f"{key}={json.dumps(value).replace(' ', '')}" for key, value in overrides.items())
 
 
-def train_command(settings: StudySettings, run: RunSpec, output_dir: str) -> list[str]:
-    command = [
-        sys.executable, "train.py",  # run with the repository as the working directory
+def train_arguments(settings: StudySettings, run: RunSpec, output_dir: str) -> list[str]:
+    arm = ARMS[run.arm]
+    arguments = [
         "--dataset", settings.dataset,
         "--output_dir", output_dir,
-        "--train_samples_per_class", str(run.samples_per_class),
-        "--num_train_epochs", str(run.epochs),
-        "--warmup_epochs", str(run.warmup_epochs),
-        "--global_batch_size", str(settings.global_batch_size),
-        "--learning_rate", str(settings.learning_rate),
-        "--drop_path_rate", str(settings.drop_path_rate),
-        *([] if settings.mixup_cutmix else ["--mixup_alpha", "0", "--cutmix_alpha", "0"]),
         "--seed", str(run.seed),
-        # held-out top-1 at half the budget (and at the end); no checkpoints: a stopped run is simply rerun
-        "--eval_strategy", "steps", "--eval_steps", "0.5", "--save_strategy", "no",
+        "--train_samples_per_class", str(run.samples_per_class),
+        "--validation_samples_per_class", str(settings.validation_samples_per_class),
+        "--validation_seed", str(settings.validation_seed),
+        "--seeded_augmentation", "true",
+        "--num_train_epochs", str(run.epochs),
+        "--global_batch_size", str(settings.global_batch_size),
+        "--learning_rate", f"{run.learning_rate:g}",
+        # Trainer's per-step warm-up and cosine: no epoch runs at the floor rate
+        "--lr_scheduler_type", "cosine_with_min_lr", "--warmup_steps", f"{settings.warmup_fraction:g}",
+        "--crop_scale_min", f"{settings.crop_scale_min:g}",
+        "--augmentation_p0", f"{settings.augmentation_p0:g}",
+        "--attention_probs_dropout_prob", f"{settings.attention_dropout:g}",
+        "--drop_path_rate", "0",
+        "--mixup_alpha", "0", "--cutmix_alpha", "0",
+        # the learning curve and the checkpoints: every tenth of the budget
+        "--eval_strategy", "steps", "--eval_steps", f"{1 / settings.evaluations:g}",
+        "--save_strategy", "steps", "--save_steps", f"{1 / settings.evaluations:g}", "--save_total_limit", "2",
+        "--per_device_eval_batch_size", "256",
+        "--logging_steps", "0.01",
         "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true",
     ]
-    for flag, value in (("--data_dir", settings.data_dir), ("--train_dir", settings.train_dir),
-                        ("--model_preset", settings.model_preset), ("--max_eval_samples", settings.max_eval_samples)):
-        if value is not None:
-            command += [flag, str(value)]
-    if settings.config_overrides:
-        command += ["--config_overrides", settings.config_overrides]
+    if settings.data_dir is not None:
+        arguments += ["--data_dir", settings.data_dir]
+    overrides = {**settings.config_overrides, **arm.config}
+    if overrides:
+        arguments += ["--config_overrides", config_overrides_text(overrides)]
     if settings.device == "cpu":
-        command += ["--use_cpu", "true"]
-    return command + ARM_FLAGS[run.arm] + list(settings.extra_args)
+        arguments += ["--use_cpu", "true"]
+    return arguments + list(arm.flags) + list(settings.extra_args)
+
+
+def git(*arguments: str) -> str:
+    return subprocess.run(["git", "-C", REPO, *arguments], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def code_commit(allow_dirty: bool) -> str:
+    """The commit of the training code: the newest commit that changed anything outside benchmarks/results (record
+    commits do not count). Uncommitted changes to the training code are refused unless `allow_dirty`, and then
+    marked."""
+    try:
+        commit = git("log", "-1", "--format=%H", "--", ".", ":(exclude)benchmarks/results")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *TRAINING_CODE)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise UserInputError(f"{REPO} is not a git checkout the study can name a commit of ({error}).") from None
+    if dirty and not allow_dirty:
+        raise UserInputError(
+            f"the training code has uncommitted changes ({' '.join(dirty.split())}): a record must name the commit "
+            "that made it. Commit them, run from a pinned clone, or pass --allow_dirty (records then say so)."
+        )
+    return commit + ("+dirty" if dirty else "")
 
 
 def model_cost(output_dir: str) -> dict:
@@ -195,103 +302,137 @@ def model_cost(output_dir: str) -> dict:
 
     import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes)
 
-    # eager attention: its products are what the FLOP counter sees (fused CPU kernels may go uncounted)
+    # eager attention: its products are what the FLOP counter sees (the fused CPU kernel goes uncounted)
     model = AutoModelForImageClassification.from_pretrained(output_dir, attn_implementation="eager").eval()
     config = model.config
     pixels = torch.zeros(1, config.num_channels, config.image_size, config.image_size)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(pixel_values=pixels)
-    return {"num_parameters": sum(p.numel() for p in model.parameters()),
+    return {"params": sum(p.numel() for p in model.parameters()),
             "gmacs_per_image": counter.get_total_flops() / 2 / 1e9}
 
 
-def eval_at_half(output_dir: str, max_steps: int) -> dict:
+def learning_curve(output_dir: str, images_seen: int) -> list[dict]:
+    """Validation top-1 at each evaluation, against the images seen by then (the last batch of an epoch may be short,
+    so a step's share of the run counts, not its batch size)."""
     with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as f:
-        history = json.load(f)["log_history"]
-    evals = [entry for entry in history if "eval_top1_accuracy" in entry and entry["step"] < max_steps]
-    if not evals:
-        return {}
-    first = evals[0]
-    return {"half_step": first["step"], "top1_half": first["eval_top1_accuracy"],
-            "top5_half": first["eval_top5_accuracy"]}
+        state = json.load(f)
+    points = {entry["step"]: entry["eval_top1_accuracy"] for entry in state["log_history"]
+              if "eval_top1_accuracy" in entry}
+    return [{"images_seen": round(images_seen * step / state["max_steps"]), "val_top1": top1}
+            for step, top1 in sorted(points.items())]
 
 
-def run_one(settings: StudySettings, run: RunSpec, data_sizes: dict, log) -> dict:
-    """Train one run; `data_sizes` holds the whole train split, the held-out images and the number of classes."""
+def run_one(settings: StudySettings, run: RunSpec, context: dict, log) -> dict:
+    """Train one run (resuming its newest checkpoint if an earlier study was stopped) and return its record."""
+    import torch
+    import transformers
+
     output_dir = os.path.join(settings.outputs_dir, settings.dataset, run.name)
-    if os.path.isdir(output_dir):
-        # The study's own folder of a run that stopped before its result was written: start it again.
-        log(f"{run.name}: removing the unfinished run's folder {output_dir}")
-        shutil.rmtree(output_dir)
-    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
-    command = train_command(settings, run, output_dir)
-    env = {**os.environ, "OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads)}
+    arguments = train_arguments(settings, run, output_dir)
+    threads = str(settings.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1"}
     log_path = os.path.join(settings.results_dir, "logs", run.name + ".log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     start = time.time()
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        returncode = subprocess.call(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    wall = time.time() - start
+    with open(log_path, "a", encoding="utf-8") as log_file:  # a resumed run's log goes on
+        returncode = subprocess.call([sys.executable, "train.py", *arguments], stdout=log_file,
+                                     stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if returncode != 0:
         raise RuntimeError(f"{run.name}: train.py exited with {returncode}; see {log_path}")
-    with open(os.path.join(output_dir, "all_results.json"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, output_dir, "all_results.json"), encoding="utf-8") as f:
         results = json.load(f)
-    with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as f:
-        max_steps = json.load(f)["max_steps"]
-    subset = run.samples_per_class * data_sizes["classes"]
-    record = {
-        **asdict(run),
+    train_images = run.samples_per_class * context["classes"]
+    return {
         "name": run.name,
+        "arm": run.arm,
         "dataset": settings.dataset,
-        "train_size": subset,
-        "train_fraction": subset / data_sizes["train"],
-        "images_seen": subset * run.epochs,
+        "samples_per_class": run.samples_per_class,
+        "train_images": train_images,
+        "train_fraction": train_images / context["train"],
+        "seed": run.seed,
+        "commit": context["commit"],
+        "command": f"OMP_NUM_THREADS={threads} python train.py {shlex.join(arguments)}",
+        **model_cost(os.path.join(REPO, output_dir)),
+        "peak_lr": run.learning_rate,
+        "epochs": run.epochs,
+        "images_seen": train_images * run.epochs,
         "global_batch_size": settings.global_batch_size,
-        "learning_rate": settings.learning_rate,
-        "top1": results["eval_top1_accuracy"],
-        "top5": results["eval_top5_accuracy"],
-        "eval_images": data_sizes["eval"],
-        **eval_at_half(output_dir, max_steps),
-        "wall_clock_s": wall,
-        "train_images_per_s": results.get("train_samples_per_second"),
-        **model_cost(output_dir),
-        "output_dir": output_dir,
-        "command": command[1:],
+        "test_top1": results["test_top1_accuracy"],
+        "test_images": context["test"],
+        "val_top1": results["eval_top1_accuracy"],
+        "validation_images": settings.validation_samples_per_class * context["classes"],
+        "curve": learning_curve(os.path.join(REPO, output_dir), train_images * run.epochs),
+        "train_loss": results.get("train_loss"),
+        # Trainer's figure for the last process only: a resumed run's is the rate of its last part
+        "images_per_second": results.get("train_samples_per_second"),
+        "wall_clock_s_last_process": time.time() - start,
+        "threads": settings.threads,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    return record
+
+
+COMMIT_LOCK = threading.Lock()  # two runs may finish at once; git takes one commit at a time
+
+
+def commit_record(paths: list[str], message: str) -> None:
+    with COMMIT_LOCK:
+        git("add", "-f", *paths)
+        git("commit", "-q", "-m", message, "--", *paths)
+
+
+def write_record(settings: StudySettings, record: dict) -> str:
+    runs_dir = os.path.join(settings.results_dir, "runs")
+    os.makedirs(runs_dir, exist_ok=True)
+    path = os.path.join(runs_dir, record["name"] + ".json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:  # written whole (write then rename)
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_context(settings: StudySettings, commit: str) -> dict:
+    """Sizes of the data (loading it here also fills the `datasets` cache once, before the parallel runs read it)."""
+    from dems_training.data_sets import load_data
+
+    data = load_data(dataset=settings.dataset, data_dir=settings.data_dir)
+    return {"train": len(data.train), "test": len(data.eval), "classes": len(data.class_names), "commit": commit}
 
 
 def run_study(settings: StudySettings, log=print) -> list[dict]:
     check_settings(settings)
-    data = load_study_data(settings)
-    data_sizes = {
-        "train": len(data.train),
-        "eval": min(len(data.eval), settings.max_eval_samples or len(data.eval)),
-        "classes": len(data.class_names),
-    }
-    runs_dir = os.path.join(settings.results_dir, "runs")
-    os.makedirs(runs_dir, exist_ok=True)
-    planned = plan_runs(settings, data_sizes["classes"])
-    todo = [run for run in planned if not os.path.exists(os.path.join(runs_dir, run.name + ".json"))]
-    log(f"{len(todo)} run(s) to do; results in {runs_dir}")
+    settings.results_dir = os.path.abspath(settings.results_dir)
+    commit = code_commit(settings.allow_dirty)
+    context = load_context(settings, commit)
 
-    def work(run: RunSpec):
-        record = run_one(settings, run, data_sizes, log)
-        # Written at once, whole (write then rename): a stopped study keeps every finished run.
-        path = os.path.join(runs_dir, run.name + ".json")
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1)
-        os.replace(path + ".tmp", path)
-        log(f"{run.name}: top-1 {100 * record['top1']:.2f}% (half budget "
-            f"{100 * record.get('top1_half', float('nan')):.2f}%), {record['wall_clock_s']:.0f} s")
+    def work(run: RunSpec) -> dict:
+        record = run_one(settings, run, context, log)
+        path = write_record(settings, record)
+        if settings.commit_records:
+            log_path = os.path.join(settings.results_dir, "logs", run.name + ".log")
+            commit_record([path, log_path], f"study: {run.name}, test top-1 {100 * record['test_top1']:.2f}%")
+        log(f"{run.name}: test top-1 {100 * record['test_top1']:.2f}%, validation {100 * record['val_top1']:.2f}%")
         return record
 
-    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-        for _ in pool.map(work, todo):
-            pass
-    records = read_records(settings.results_dir)
-    aggregate(records, settings.results_dir)
-    return records
+    # Phase by phase: the comparison needs the rates the grid chooses.
+    while True:
+        records = {r["name"]: r for r in read_records(settings.results_dir) if r["commit"] == commit}
+        rates = chosen_learning_rates(settings, records)
+        planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates)
+        todo = [run for run in planned if run.name not in records]
+        if not todo:
+            break
+        log(f"{len(todo)} run(s) to do ({'learning-rate grid' if rates is None else 'comparison'}); records in "
+            f"{os.path.join(settings.results_dir, 'runs')}")
+        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+            list(pool.map(work, todo))
+    all_records = read_records(settings.results_dir)
+    from benchmarks.study_report import write_report
+
+    write_report(all_records, settings, allow_mixed_commits=False)
+    return all_records
 
 
 def read_records(results_dir: str) -> list[dict]:
@@ -304,164 +445,33 @@ def read_records(results_dir: str) -> list[dict]:
     return records
 
 
-def summarise(values: list[float]) -> tuple[float, float, float]:
-    """Mean, lowest and highest."""
-    return sum(values) / len(values), min(values), max(values)
-
-
-def grouped(records: list[dict], key: str) -> dict[tuple[str, int], list[float]]:
-    groups: dict[tuple[str, int], list[float]] = {}
-    for record in records:
-        if record.get(key) is not None:
-            groups.setdefault((record["arm"], record["train_size"]), []).append(100 * record[key])
-    return groups
-
-
-def results_table(records: list[dict], key: str = "top1") -> str:
-    """Markdown: one row per arm, one column per training-set size, 'mean (min-max, n runs)'."""
-    groups = grouped(records, key)
-    sizes = sorted({size for _, size in groups})
-    fractions = {r["train_size"]: r["train_fraction"] for r in records}
-    arms = [arm for arm in ARMS if any(a == arm for a, _ in groups)]
-    header = "| arm | " + " | ".join(f"{s:,} ({100 * fractions[s]:.3g}%)" for s in sizes) + " |"
-    lines = [header, "|---|" + "---|" * len(sizes)]
-    for arm in arms:
-        cells = []
-        for size in sizes:
-            values = groups.get((arm, size))
-            if not values:
-                cells.append("")
-                continue
-            mean, low, high = summarise(values)
-            cells.append(f"{mean:.2f} ({low:.2f}-{high:.2f}, n={len(values)})")
-        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def gap_table(records: list[dict]) -> str:
-    """DEMS minus ViT per seed at each size (paired: same subset, same seed)."""
-    top1 = {(r["arm"], r["train_size"], r["seed"]): 100 * r["top1"] for r in records}
-    lines = ["| training images | DEMS - ViT, top-1 points per seed | mean |", "|---|---|---|"]
-    for size in sorted({r["train_size"] for r in records}):
-        gaps = [top1[("dems", size, s)] - top1[("vit", size, s)]
-                for (_, sz, s) in sorted(k for k in top1 if k[0] == "dems" and k[1] == size)
-                if ("vit", size, s) in top1]
-        if gaps:
-            lines.append(f"| {size:,} | {', '.join(f'{g:+.2f}' for g in gaps)} | {sum(gaps) / len(gaps):+.2f} |")
-    return "\n".join(lines)
-
-
-def plot(records: list[dict], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    groups = grouped(records, "top1")
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    for arm in ARMS:
-        points = sorted((size, summarise(v)) for (a, size), v in groups.items() if a == arm)
-        if not points:
-            continue
-        sizes = [size for size, _ in points]
-        means = [mean for _, (mean, _, _) in points]
-        errors = [[mean - low for _, (mean, low, _) in points], [high - mean for _, (mean, _, high) in points]]
-        axes.errorbar(sizes, means, yerr=errors, marker="o", capsize=3, label=ARM_LABELS[arm])
-    axes.set_xscale("log")
-    axes.set_xlabel("training images (class-balanced subset, log scale)")
-    axes.set_ylabel("held-out top-1 accuracy (%)")
-    dataset = records[0]["dataset"] if records else ""
-    axes.set_title(f"{dataset}: mean over seeds, bars from lowest to highest")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def aggregate(records: list[dict], results_dir: str) -> None:
-    if not records:
-        return
-    first = records[0]
-    cost = {}
-    for record in records:
-        cost.setdefault(record["arm"], (record["num_parameters"], record["gmacs_per_image"]))
-    budget_rows = sorted({(r["train_size"], r["epochs"], r["images_seen"]) for r in records})
-    text = [
-        f"# Data efficiency on {first['dataset']}",
-        "",
-        "Held-out top-1 (%) at the full budget: mean over seeds (lowest-highest, number of runs).",
-        "",
-        results_table(records, "top1"),
-        "",
-        "At half the budget:",
-        "",
-        results_table(records, "top1_half"),
-        "",
-        "DEMS minus ViT, paired by seed (same subset):",
-        "",
-        gap_table(records),
-        "",
-        "| arm | parameters | GMACs per image |",
-        "|---|---|---|",
-        *[f"| {ARM_LABELS[arm]} | {params:,} | {gmacs:.4f} |" for arm, (params, gmacs) in cost.items()],
-        "",
-        "| training images | epochs | images seen |",
-        "|---|---|---|",
-        *[f"| {size:,} | {epochs} | {seen:,} |" for size, epochs, seen in budget_rows],
-        "",
-    ]
-    with open(os.path.join(results_dir, "results.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(text))
-    plot(records, os.path.join(results_dir, "top1_vs_size.png"))
-
-
-def keep_best(records: list[dict], results_dir: str, arm: str = "dems") -> str | None:
-    """Copy the run of `arm` with the highest held-out top-1 (model, config, processor, card, results) to
-    results_dir/best_<arm>."""
-    candidates = [r for r in records if r["arm"] == arm and os.path.isdir(r["output_dir"])]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda r: r["top1"])
-    target = os.path.join(results_dir, f"best_{arm}")
-    if os.path.isdir(target):
-        shutil.rmtree(target)  # the study's own copy, replaced by the current best
-    shutil.copytree(best["output_dir"], target, ignore=shutil.ignore_patterns("runs", "training_args.bin"))
-    return target
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.Namespace]:
     defaults = StudySettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=defaults.dataset, help="any train.py --dataset")
     parser.add_argument("--data_dir", help="IDX release folder (train.py --data_dir)")
-    parser.add_argument("--train_dir", help="image folder (train.py --train_dir)")
-    parser.add_argument("--model_preset", help="train.py --model_preset (default: the data set's)")
-    parser.add_argument("--config_overrides", default=defaults.config_overrides,
-                        help="DEMS config overrides; the ViT is matched to the result (default: the study's model)")
     parser.add_argument("--samples_per_class", type=int, nargs="+", default=defaults.samples_per_class)
-    parser.add_argument("--images_seen", type=int, nargs="+", default=defaults.images_seen,
-                        help="training budget in images, one per size or one for all")
+    parser.add_argument("--epochs", type=int, nargs="+", default=defaults.epochs, help="the budget of each size")
     parser.add_argument("--seeds", type=int, nargs="+", default=defaults.seeds)
-    parser.add_argument("--arms", nargs="+", default=defaults.arms, choices=ARMS)
+    parser.add_argument("--few_seeds", type=int, nargs="+", default=defaults.few_seeds,
+                        help="seeds of the equal-compute ViT and the ablation")
+    parser.add_argument("--arms", nargs="+", default=defaults.arms)
+    parser.add_argument("--grid_samples_per_class", type=int, default=defaults.grid_samples_per_class)
+    parser.add_argument("--grid_learning_rates", type=float, nargs="+", default=defaults.grid_learning_rates)
+    parser.add_argument("--plateau_samples_per_class", type=int, nargs="*", default=defaults.plateau_samples_per_class)
+    parser.add_argument("--validation_samples_per_class", type=int, default=defaults.validation_samples_per_class)
     parser.add_argument("--global_batch_size", type=int, default=defaults.global_batch_size)
-    parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate, help="peak learning rate")
-    parser.add_argument("--warmup_fraction", type=float, default=defaults.warmup_fraction,
-                        help="warm-up epochs as a fraction of each run's epochs")
-    parser.add_argument("--drop_path_rate", type=float, default=defaults.drop_path_rate,
-                        help="0: transformers' ViT has no stochastic depth, so neither arm gets it")
-    parser.add_argument("--mixup_cutmix", action="store_true",
-                        help="keep the recipe's mixup/cutmix (off by default: CPU budgets are too short for it)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device)
     parser.add_argument("--jobs", type=int, default=defaults.jobs, help="runs at a time")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads per run")
     parser.add_argument("--results_dir", default=defaults.results_dir)
     parser.add_argument("--outputs_dir", default=defaults.outputs_dir, help="where the runs' model folders go")
-    parser.add_argument("--max_eval_samples", type=int, help="evaluate on fewer held-out images (quick checks)")
-    parser.add_argument("--quick", action="store_true",
-                        help="digits, two sizes, one seed, a tiny budget: a few minutes on a CPU")
-    parser.add_argument("--aggregate_only", action="store_true", help="rebuild the table and plot, train nothing")
-    parser.add_argument("--keep_best", action="store_true", help="copy the best DEMS run to results_dir/best_dems")
+    parser.add_argument("--commit_records", action="store_true", help="git-commit each record and log when written")
+    parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
+    parser.add_argument("--allow_mixed_commits", action="store_true",
+                        help="aggregate records of different training-code commits")
+    parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")
+    parser.add_argument("--aggregate_only", action="store_true", help="rebuild the tables and plots, train nothing")
     args, extra = parser.parse_known_args(argv)
     values = {name: getattr(args, name) for name in asdict(defaults) if hasattr(args, name)}
     if args.quick:
@@ -474,13 +484,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
 def run(argv: list[str] | None = None) -> list[dict]:
     settings, args = parse_args(argv)
     if args.aggregate_only:
+        from benchmarks.study_report import write_report
+
         records = read_records(settings.results_dir)
-        aggregate(records, settings.results_dir)
+        write_report(records, settings, allow_mixed_commits=args.allow_mixed_commits)
     else:
         records = run_study(settings)
-    if args.keep_best:
-        print(f"best DEMS run kept in {keep_best(records, settings.results_dir)}")
-    print(f"{len(records)} run(s); table: {os.path.join(settings.results_dir, 'results.md')}")
+    print(f"{len(records)} run(s); report: {os.path.join(settings.results_dir, 'results.md')}")
     return records
 
 
