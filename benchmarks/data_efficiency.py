@@ -44,6 +44,7 @@ import datetime
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -328,7 +329,14 @@ def run_one(settings: StudySettings, run: RunSpec, context: dict, log) -> dict:
     import torch
     import transformers
 
+    from dems_training.outputs import complete_checkpoints
+
     output_dir = os.path.join(settings.outputs_dir, settings.dataset, run.name)
+    folder = os.path.join(REPO, output_dir)
+    if os.path.isdir(folder) and not complete_checkpoints(folder):
+        # The study's own folder of a run stopped before its first whole checkpoint: nothing to resume, start over.
+        log(f"{run.name}: no checkpoint to resume in {folder}; starting the run again")
+        shutil.rmtree(folder)
     arguments = train_arguments(settings, run, output_dir)
     threads = str(settings.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1"}
