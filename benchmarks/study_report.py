@@ -182,7 +182,8 @@ def plot_sizes(study: StudyRecords, path: str, dataset: str) -> None:
     axis.set_ylabel("test top-1 (%)")
     axis.set_title(f"{dataset}: mean over seeds, bars ± one standard deviation")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
