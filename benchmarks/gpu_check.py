@@ -487,6 +487,14 @@ def command_output(command: list[str], cwd: Path | None = None) -> str | None:
     return None
 
 
+def nccl_version() -> str | None:
+    with contextlib.suppress(Exception):  # a torch built without NCCL raises; the machine's other facts still count
+        version = torch.cuda.nccl.version()
+        # A tuple (major, minor, patch) on recent torch, one integer (2708 for 2.7.8) on older builds.
+        return ".".join(str(part) for part in version) if isinstance(version, tuple) else str(version)
+    return None
+
+
 def stage_machine(record: StageRecord, check: Check) -> None:
     from dems_training.launch import usable_cpus
 
@@ -513,7 +521,7 @@ def stage_machine(record: StageRecord, check: Check) -> None:
             "multiprocessors": properties.multi_processor_count,
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
-            "nccl": ".".join(str(part) for part in torch.cuda.nccl.version()),
+            "nccl": nccl_version(),
             "driver": command_output(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]),
             "bf16_supported": torch.cuda.is_bf16_supported(),
         })
