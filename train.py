@@ -313,8 +313,9 @@ def transformed_datasets(data, data_args: DataArguments, recipe_args: RecipeArgu
 
 
 def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset, eval_dataset,
-                  recipe_args: RecipeArguments, training_args: TrainingArguments) -> DemsTrainer:
-    callbacks = list(pipeline.callbacks)
+                  recipe_args: RecipeArguments, training_args: TrainingArguments,
+                  extra_callbacks=()) -> DemsTrainer:
+    callbacks = list(pipeline.callbacks) + list(extra_callbacks)
     if train_dataset.seed is not None:  # --seeded_augmentation: the images' seeds follow the epoch
         callbacks.append(DatasetEpochCallback(train_dataset))
     return DemsTrainer(
@@ -364,7 +365,9 @@ def evaluate_model(trainer: DemsTrainer, images: int, source: str, test_dataset=
     return metrics
 
 
-def run(argv: list[str]) -> dict:
+def run(argv: list[str], extra_callbacks=()) -> dict:
+    """The run `argv` asks for; `extra_callbacks` (TrainerCallbacks) join the recipe's, for callers that run it in
+    their own process (benchmarks/gpu_check.py stops its Fashion-MNIST run at a deadline with one)."""
     model_args, data_args, recipe_args, training_args, data_set_recipe = parse_arguments(argv)
     setup_logging(training_args)
     log_run_shape(recipe_args, training_args)
@@ -406,7 +409,8 @@ def run(argv: list[str]) -> dict:
     train_dataset, eval_dataset, test_dataset = transformed_datasets(data, data_args, recipe_args, training_args,
                                                                      pipeline)
 
-    trainer = build_trainer(model, image_processor, pipeline, train_dataset, eval_dataset, recipe_args, training_args)
+    trainer = build_trainer(model, image_processor, pipeline, train_dataset, eval_dataset, recipe_args, training_args,
+                            extra_callbacks)
 
     results = {}
     if training_args.do_train:

@@ -45,6 +45,9 @@ class BenchmarkSettings:
     dtype: str = "fp32"
     compile: bool = False
     compile_mode: str | None = None
+    # torch.compile's backend; no flag of its own: gpu_check.py's dry run uses "eager" (dynamo's tracing, no code
+    # generation), which takes seconds where inductor spends minutes building CPU kernels on a small machine.
+    compile_backend: str = "inductor"
     gradient_checkpointing: bool = False
     seed: int = 0
     threads: int | None = None
@@ -247,19 +250,29 @@ def tensor_bytes(tensors) -> int:
 
 class Runner:
     """One model variant on one batch (by default `make_batch`'s): the training step and inference forward to be
-    timed, and their memory."""
+    timed, and their memory. `model` replaces the preset's DEMS model with another classifier called the same way
+    (`model(pixel_values, labels=...)` returning `.loss`): gpu_check.py times its baselines with it."""
 
     FORWARD_MARKER = "dems_benchmark_forward"
 
-    def __init__(self, preset: str, attn_implementation: str, settings: BenchmarkSettings, batch=None):
+    def __init__(
+        self, preset: str, attn_implementation: str, settings: BenchmarkSettings, batch=None, model=None
+    ):
         torch.manual_seed(settings.seed)
-        self.model = build_model(preset, settings, attn_implementation)
+        if model is None:
+            self.model = build_model(preset, settings, attn_implementation)
+        else:
+            self.model = model.to(settings.torch_device)
         if settings.gradient_checkpointing:
             self.model.activation_checkpointing_enable()
         # Fused AdamW (one kernel for all parameters, on CPU as on CUDA) is what transformers' Trainer uses by default
         # on recent torch; its cost is part of the step.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
-        self.forward = torch.compile(self.model, mode=settings.compile_mode) if settings.compile else self.model
+        self.forward = (
+            torch.compile(self.model, mode=settings.compile_mode, backend=settings.compile_backend)
+            if settings.compile
+            else self.model
+        )
         self.pixel_values, self.labels = make_batch(preset, settings) if batch is None else batch
         self.device = settings.torch_device
         self.dtype = settings.torch_dtype

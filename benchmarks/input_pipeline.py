@@ -240,15 +240,17 @@ def time_on_device(size: int, images: list, args) -> dict:
             "load": per_batch["load"]}
 
 
-def loader_images_per_second(dataset, collator, workers: int, args) -> dict:
-    """Wall-clock images per second of a DataLoader, after one untimed batch (which starts the workers)."""
+def loader_images_per_second(dataset, collator, workers: int, args, untimed_batches: int = 1) -> dict:
+    """Wall-clock images per second of a DataLoader, after `untimed_batches` batches (the first starts the workers;
+    with many workers, the batches they prefetched meanwhile are better left untimed too: gpu_check.py does)."""
     generator = torch.Generator().manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, generator=generator, num_workers=workers,
         collate_fn=collator, drop_last=True,
     )
     batches = iter(loader)
-    next(batches)
+    for _ in range(untimed_batches):
+        next(batches)
     start = FOREIGN_LOAD.snapshot()
     count = 0
     for _ in range(args.loader_batches):

@@ -130,8 +130,13 @@ def count_flops(preset: str, settings: BenchmarkSettings, batch) -> tuple[int, i
     """(training-step FLOPs, inference-forward FLOPs) of the model itself; see the module docstring."""
     torch.manual_seed(settings.seed)
     model = build_model(preset, settings, "eager")
+    return model_flops(model, batch, settings.torch_device, settings.torch_dtype)
+
+
+def model_flops(model: torch.nn.Module, batch, device: torch.device, dtype: torch.dtype) -> tuple[int, int]:
+    """(training-step FLOPs, inference-forward FLOPs) of `model` on `batch`, counted as `count_flops` counts them;
+    `model` should compute its attention with explicit products (see the module docstring)."""
     pixel_values, labels = batch
-    device, dtype = settings.torch_device, settings.torch_dtype
     model.train()
     with FlopCounterMode(display=False) as counter, autocast(device, dtype):
         model(pixel_values, labels=labels).loss.backward()
@@ -143,9 +148,17 @@ def count_flops(preset: str, settings: BenchmarkSettings, batch) -> tuple[int, i
 
 
 def bench_one(
-    preset: str, attn_implementation: str, settings: BenchmarkSettings, batch, flops, roofline: Roofline
+    preset: str,
+    attn_implementation: str,
+    settings: BenchmarkSettings,
+    batch,
+    flops,
+    roofline: Roofline,
+    runner: Runner | None = None,
 ) -> dict:
-    runner = Runner(preset, attn_implementation, settings, batch)
+    """The timings, FLOP/s and memory of one variant: the preset's DEMS model, or what `runner` holds."""
+    if runner is None:
+        runner = Runner(preset, attn_implementation, settings, batch)
     roofline.clear()
     result = {
         "preset": preset,

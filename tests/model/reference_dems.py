@@ -12,13 +12,16 @@ import torch
 import torch.nn.functional as F
 
 
-def reference_sincos_2d(side: int, dim: int) -> torch.Tensor:
+def reference_sincos_2d(side: int, dim: int, device=None) -> torch.Tensor:
     """The table as the reference release builds it: float32 torch, `meshgrid` (ij order) of (first, second)
-    grid indices, the first index (the row) feeding the first two D/4 blocks, `einsum` outer products."""
+    grid indices, the first index (the row) feeding the first two D/4 blocks, `einsum` outer products. Built on
+    `device`, where the images are, so that benchmarks/gpu_check.py can time this forward pass on a GPU."""
     first, second = torch.meshgrid(
-        torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32), indexing="ij"
+        torch.arange(side, dtype=torch.float32, device=device),
+        torch.arange(side, dtype=torch.float32, device=device),
+        indexing="ij",
     )
-    omega = torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)
+    omega = torch.arange(dim // 4, dtype=torch.float32, device=device) / (dim // 4)
     omega = 1.0 / (10000.0**omega)
     out_first = torch.einsum("m,d->md", first.flatten(), omega)
     out_second = torch.einsum("m,d->md", second.flatten(), omega)
@@ -75,7 +78,7 @@ def _embed(sd, pixels, image_size, patch, dim):
     tokens = []
     for factor, grid in zip((1, 2, 4, 8), scales, strict=True):
         side = image_size // (patch * factor)
-        position = reference_sincos_2d(side, dim)[None]
+        position = reference_sincos_2d(side, dim, device=pixels.device)[None]
         tokens.append(grid.flatten(2).transpose(1, 2) + position)
     sequence = torch.cat(tokens, dim=1)[:, region_gather_indices(image_size, patch)]
     cls = sd["cls_token"].expand(pixels.shape[0], -1, -1)
