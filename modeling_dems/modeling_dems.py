@@ -359,6 +359,7 @@ class DemsEncoder(nn.Module):
                 hidden_states, assignment = self._merge(hidden_states, merger, num_regions)
                 if output_merge_weights:
                     all_merge_weights += (assignment,)
+                del assignment  # unless asked for, not held through the blocks that follow
             hidden_states, probs = layer(hidden_states, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
