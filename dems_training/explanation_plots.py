@@ -81,7 +81,8 @@ def _draw_saliency(figure, axes, explanation) -> None:
     image = explanation.image
     height, width = image.shape[:2]
     grey = image.astype(float).mean(axis=2)
-    axes.imshow(grey, cmap="gray", interpolation="nearest")
+    # both layers on the same pixel-edge extent, so that each fine patch's colour sits on its pixels
+    axes.imshow(grey, cmap="gray", interpolation="nearest", extent=(0, width, height, 0))
     heat = axes.imshow(
         explanation.saliency,
         cmap="inferno",
