@@ -25,12 +25,15 @@ from pathlib import Path
 from . import UserInputError
 from .hub_source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
 from .model_card import RESULT_FILES, read_results, write_model_card
-from .outputs import CURVES_FILE, SUMMARY_FILE
+from .outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 
 
 TENSORBOARD_DIR = "runs"  # Trainer's default logging_dir under --output_dir
 # What the run summary's keys hold when train.py writes them; the card reads them as such.
-_SUMMARY_TYPES = {"dataset": dict, "results": dict, "recipe": dict, "history": list, "base_model": str, "curves": str}
+_SUMMARY_TYPES = {
+    "dataset": dict, "results": dict, "recipe": dict, "history": list, "base_model": str, "curves": str,
+    "explanations": str,
+}
 
 
 class HubError(Exception):
@@ -75,7 +78,7 @@ def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, r
     source.processor.save_pretrained(out)  # preprocessor_config.json with auto_map, image-processing code
     if source.folder is not None:
         # Trainer.push_to_hub uploads these with the weights too: the card's numbers have their source beside them.
-        for name in (*RESULT_FILES, SUMMARY_FILE, CURVES_FILE):
+        for name in (*RESULT_FILES, SUMMARY_FILE, CURVES_FILE, EXPLANATIONS_FILE):
             if (source.folder / name).is_file():
                 shutil.copyfile(source.folder / name, out / name)
         if (source.folder / TENSORBOARD_DIR).is_dir():

@@ -97,7 +97,8 @@ def render_model_card(
             "held_out_images", "classes", ...}`; `base_model`: Hub id of the checkpoint it was fine-tuned from;
             `recipe`: training settings; `results`: metrics as Trainer writes them (`eval_top1_accuracy`, ...),
             top-1/top-5 accuracy going into the metadata's model-index; `history`: one dict per epoch
-            (`epoch_history`); `curves`: file name of the picture of that history, beside the card.
+            (`epoch_history`); `curves`: file name of the picture of that history, beside the card;
+            `explanations`: file name of the picture of a few held-out images explained (`explain.py`'s), beside it.
         repo_id: where the model lives on the Hub, used in the usage snippet.
         license: SPDX-like license id of the weights.
         num_parameters: parameter count, shown in the architecture summary.
@@ -127,6 +128,7 @@ def render_model_card(
         _usage_section(repo_id or f"your-username/{model_name}"),
         _results_section(results),
         _history_section(summary.get("history"), summary.get("curves")),
+        _explanations_section(summary.get("explanations")),
         _dataset_section(summary.get("dataset")),
         _recipe_section(summary.get("recipe")),
         _citation_section(),
@@ -310,6 +312,19 @@ def _history_section(history: list[Mapping] | None, curves: str | None) -> str:
     ]
     lines += ["| " + " | ".join(_fmt_cell(row.get(k)) for k in keys) + " |" for row in history]
     return "\n".join(lines)
+
+
+def _explanations_section(picture: str | None) -> str:
+    if not picture:
+        return ""
+    return f"""## What the model looks at
+
+![A few held-out images: class-token saliency, top predictions and each merge's scale mix]({picture})
+
+For a few held-out images: the class-token saliency (attention rollout through the blocks and the regional
+cross-scale merges, per patch of the finest size), the top predictions, and for each merge the share of each merged
+token's weight that comes from each patch size, beside what a uniform merge would take. `python explain.py MODEL
+IMAGE... --output DIR` draws the same for any image (the `dems` project)."""
 
 
 def _dataset_section(dataset: Mapping | None) -> str:

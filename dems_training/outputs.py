@@ -153,6 +153,7 @@ def _schedule_summary(training_args, recipe_args) -> str:
 
 SUMMARY_FILE = "training_summary.json"
 CURVES_FILE = "training_curves.png"
+EXPLANATIONS_FILE = "explanations.png"  # a few held-out images explained (explanations.py), shown in the card
 # Evaluation log keys that measure speed, not the model: left out of the history.
 _SPEED_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
@@ -210,15 +211,20 @@ def run_summary(trainer, model_args, recipe_args, data, results: dict, train_ima
 
 
 def write_run_outputs(trainer, summary: dict) -> None:
-    """SUMMARY_FILE, the picture of its history (CURVES_FILE) and the model card rendered from it, in --output_dir.
-    Call on the main process."""
+    """SUMMARY_FILE, the picture of its history (CURVES_FILE), a DEMS model's explanations of a few held-out images
+    (EXPLANATIONS_FILE) and the model card rendered from them, in --output_dir. Call on the main process."""
+    from .explanations import draw_held_out_examples
     from .training_plot import plot_history
 
     output_dir = trainer.args.output_dir
+    title = os.path.basename(os.path.normpath(output_dir))
     if summary.get("history"):
-        title = os.path.basename(os.path.normpath(output_dir))
         plot_history(summary["history"], os.path.join(output_dir, CURVES_FILE), title=title)
         summary = {**summary, "curves": CURVES_FILE}
+    model, images = trainer.accelerator.unwrap_model(trainer.model), trainer.eval_dataset
+    if draw_held_out_examples(model, trainer.processing_class, images, os.path.join(output_dir, EXPLANATIONS_FILE),
+                              title=f"{title} on held-out images"):
+        summary = {**summary, "explanations": EXPLANATIONS_FILE}
     with open(os.path.join(output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")

@@ -93,6 +93,10 @@ class DemsConfig(PretrainedConfig):
             Epsilon of every LayerNorm (the reference uses PyTorch's default, not ViT's 1e-6 or 1e-12).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated normal that initialises the linear layers and the class token.
+        output_merge_weights (`bool`, *optional*, defaults to `False`):
+            Whether the models return each merge's soft assignment (`merge_weights`, one
+            `(batch, regions, tokens_in, tokens_out)` tensor per merge) unless `forward` is told otherwise, as
+            `output_attentions` does for the attention probabilities.
 
     Example:
 
@@ -124,6 +128,7 @@ class DemsConfig(PretrainedConfig):
     qkv_bias: bool = False
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
+    output_merge_weights: bool = False
 
     def __post_init__(self, **kwargs):
         # Lists are filled here rather than as dataclass defaults so that no two configs share one list object.

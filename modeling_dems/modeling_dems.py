@@ -11,6 +11,7 @@ This file only imports torch, transformers and its configuration next to it, so 
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import transformers.initialization as init
@@ -28,6 +29,40 @@ from .configuration_dems import DemsConfig
 # block at that scale: the coarsest patch, 8p, is one region.
 SCALE_FACTORS = (1, 2, 4, 8)
 REGION_SIDES = tuple(8 // f for f in SCALE_FACTORS)
+
+
+@dataclass
+class DemsModelOutput(BaseModelOutputWithPooling):
+    r"""
+    [`DemsModel`]'s output: transformers' `BaseModelOutputWithPooling` and the merges' soft assignments.
+
+    Args:
+        merge_weights (`tuple(torch.FloatTensor)`, *optional*):
+            Returned when `output_merge_weights=True` is passed or when `config.output_merge_weights=True`, else
+            `None`. One tensor per merge, in encoder order, of shape
+            `(batch_size, num_regions, tokens_in, tokens_out)`: the weight of each of a region's incoming tokens in
+            each of its merged tokens. Every column sums to 1 over `tokens_in`; merged token `j` of region `r` is
+            `sum_i merge_weights[b, r, i, j] * token_i`. At the first merge the `tokens_in` axis holds the region's 85
+            tokens as the embeddings lay them out: 64 of patch `p`, 16 of `2p`, 4 of `4p`, 1 of `8p`, each row-major;
+            at a later merge, the previous merge's tokens.
+    """
+
+    merge_weights: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class DemsImageClassifierOutput(ImageClassifierOutput):
+    r"""
+    [`DemsForImageClassification`]'s output: transformers' `ImageClassifierOutput` and the merges' soft assignments.
+
+    Args:
+        merge_weights (`tuple(torch.FloatTensor)`, *optional*):
+            Returned when `output_merge_weights=True` is passed or when `config.output_merge_weights=True`, else
+            `None`. One tensor per merge of shape `(batch_size, num_regions, tokens_in, tokens_out)`, as in
+            [`DemsModelOutput`].
+    """
+
+    merge_weights: tuple[torch.Tensor, ...] | None = None
 
 
 def sincos_position_embedding_2d(
@@ -276,11 +311,13 @@ class DemsTokenMerger(nn.Module):
         self.activation = ACT2FN[config.hidden_act]
         self.scale = nn.Parameter(torch.ones(1, 1, 1, 1))
 
-    def forward(self, region_tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, region_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the merged tokens `(B, R, M, D)` and the assignment `(B, R, N, M)` that mixed them. The assignment
+        is computed either way; handing it back costs nothing, and the encoder keeps it only when asked."""
         scores = self.activation(self.fc1(self.norm(region_tokens)))
         scores = self.fc3(self.activation(self.fc2(scores)))
         assignment = (scores * self.scale).softmax(dim=2)  # (B, R, N, M), normalised over the region's N tokens
-        return torch.matmul(assignment.transpose(2, 3), region_tokens)
+        return torch.matmul(assignment.transpose(2, 3), region_tokens), assignment
 
 
 class DemsEncoder(nn.Module):
@@ -309,27 +346,38 @@ class DemsEncoder(nn.Module):
         num_regions: int,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        output_merge_weights: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, ...]:
+        """Returns the final sequence and, each `None` unless asked, the hidden states, the attention probabilities
+        and the merges' assignments `(B, R, tokens_in, tokens_out)`."""
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
+        all_merge_weights = () if output_merge_weights else None
         for index, layer in enumerate(self.layers):
             if index in self.merger_before_layer:
-                hidden_states = self._merge(hidden_states, self.mergers[self.merger_before_layer[index]], num_regions)
+                merger = self.mergers[self.merger_before_layer[index]]
+                hidden_states, assignment = self._merge(hidden_states, merger, num_regions)
+                if output_merge_weights:
+                    all_merge_weights += (assignment,)
+                del assignment  # unless asked for, not held through the blocks that follow
             hidden_states, probs = layer(hidden_states, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (probs,)
-        return hidden_states, all_hidden_states, all_attentions
+        return hidden_states, all_hidden_states, all_attentions, all_merge_weights
 
     @staticmethod
-    def _merge(hidden_states: torch.Tensor, merger: DemsTokenMerger, num_regions: int) -> torch.Tensor:
+    def _merge(
+        hidden_states: torch.Tensor, merger: DemsTokenMerger, num_regions: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, dim = hidden_states.shape
         # The class token passes through; the patch tokens are already laid out region after region. `split` rather
         # than two slices: its backward is one cat, where each slice's would zero a full-size gradient to add up.
         cls_token, patches = hidden_states.split([1, hidden_states.shape[1] - 1], dim=1)
         regions = patches.reshape(batch, num_regions, -1, dim)
-        return torch.cat([cls_token, merger(regions).flatten(1, 2)], dim=1)
+        merged, assignment = merger(regions)
+        return torch.cat([cls_token, merged.flatten(1, 2)], dim=1), assignment
 
 
 class DemsPreTrainedModel(PreTrainedModel):
@@ -409,10 +457,11 @@ class DemsPreTrainedModel(PreTrainedModel):
 
 
 class DemsModel(DemsPreTrainedModel):
-    """The DEMS-ViT encoder without a head. Returns `BaseModelOutputWithPooling` whose `last_hidden_state` is the
-    normalised final sequence `(B, 1 + M R, D)` (M the last merge's tokens per region), `pooler_output` the
-    normalised class token `(B, D)`, and on request `hidden_states` (the embeddings, then each block's output,
-    before the final norm) and `attentions` (each block's `(B, heads, N, N)` probabilities)."""
+    """The DEMS-ViT encoder without a head. Returns `DemsModelOutput` (a `BaseModelOutputWithPooling`) whose
+    `last_hidden_state` is the normalised final sequence `(B, 1 + M R, D)` (M the last merge's tokens per region),
+    `pooler_output` the normalised class token `(B, D)`, and on request `hidden_states` (the embeddings, then each
+    block's output, before the final norm), `attentions` (each block's `(B, heads, N, N)` probabilities) and
+    `merge_weights` (each merge's `(B, R, tokens_in, tokens_out)` soft assignment)."""
 
     def __init__(self, config: DemsConfig):
         config.validate_architecture()
@@ -428,16 +477,23 @@ class DemsModel(DemsPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        output_merge_weights: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPooling | tuple:
+    ) -> DemsModelOutput | tuple:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Images from [`DemsImageProcessor`]. Height and width must be multiples of `8 * patch_size`; they may
             differ from `config.image_size`.
+        output_merge_weights (`bool`, *optional*):
+            Whether to return each merge's soft assignment (`merge_weights`); defaults to
+            `config.output_merge_weights`.
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_merge_weights = (
+            output_merge_weights if output_merge_weights is not None else self.config.output_merge_weights
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         pixel_values = self._check_pixel_values(pixel_values)
@@ -447,26 +503,26 @@ class DemsModel(DemsPreTrainedModel):
             pixel_values.shape[3] // self.config.region_size
         )
         hidden_states = self.embeddings(pixel_values)
-        hidden_states, all_hidden_states, all_attentions = self.encoder(
-            hidden_states, num_regions, output_attentions, output_hidden_states
+        hidden_states, all_hidden_states, all_attentions, all_merge_weights = self.encoder(
+            hidden_states, num_regions, output_attentions, output_hidden_states, output_merge_weights
         )
         sequence_output = self.layernorm(hidden_states)
         pooled_output = sequence_output[:, 0]
-        if not return_dict:
-            return tuple(
-                v for v in (sequence_output, pooled_output, all_hidden_states, all_attentions) if v is not None
-            )
-        return BaseModelOutputWithPooling(
+        outputs = DemsModelOutput(
             last_hidden_state=sequence_output,
             pooler_output=pooled_output,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
+            merge_weights=all_merge_weights,
         )
+        # ModelOutput.to_tuple leaves out the fields that are None, as the tuple outputs of transformers' models do
+        return outputs if return_dict else outputs.to_tuple()
 
 
 class DemsForImageClassification(DemsPreTrainedModel):
-    """DEMS-ViT with a linear classifier on the normalised class token. Returns `ImageClassifierOutput` with
-    `logits` `(B, num_labels)` and, when `labels` are given, `loss`."""
+    """DEMS-ViT with a linear classifier on the normalised class token. Returns `DemsImageClassifierOutput` (an
+    `ImageClassifierOutput`) with `logits` `(B, num_labels)`, when `labels` are given `loss`, and on request
+    `hidden_states`, `attentions` and `merge_weights` as [`DemsModel`] returns them."""
 
     def __init__(self, config: DemsConfig):
         super().__init__(config)
@@ -522,8 +578,9 @@ class DemsForImageClassification(DemsPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        output_merge_weights: bool | None = None,
         **kwargs,
-    ) -> ImageClassifierOutput | tuple:
+    ) -> DemsImageClassifierOutput | tuple:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Images from [`DemsImageProcessor`].
@@ -532,6 +589,9 @@ class DemsForImageClassification(DemsPreTrainedModel):
             also soft targets, float `(batch_size, num_labels)` rows summing to 1 as mixup/cutmix make them
             (soft cross-entropy). `num_labels == 1` means regression (MSE) and float multi-hot
             `(batch_size, num_labels)` labels without that problem type mean multi-label (BCE), as in transformers.
+        output_merge_weights (`bool`, *optional*):
+            Whether to return each merge's soft assignment (`merge_weights`); defaults to
+            `config.output_merge_weights`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.dems(
@@ -539,15 +599,18 @@ class DemsForImageClassification(DemsPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            output_merge_weights=output_merge_weights,
         )
         logits = self.classifier(outputs.pooler_output)
         loss = self.classification_loss(logits, labels) if labels is not None else None
-        if not return_dict:
-            extra = tuple(v for v in (outputs.hidden_states, outputs.attentions) if v is not None)
-            return ((loss,) if loss is not None else ()) + (logits,) + extra
-        return ImageClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        output = DemsImageClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            merge_weights=outputs.merge_weights,
         )
+        return output if return_dict else output.to_tuple()
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' `problem_type` rules, plus soft targets for single-label classification. The problem type
@@ -620,7 +683,9 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
 
 __all__ = [
     "DemsForImageClassification",
+    "DemsImageClassifierOutput",
     "DemsModel",
+    "DemsModelOutput",
     "DemsPreTrainedModel",
     "group_grid_by_region",
     "regional_position_embedding",

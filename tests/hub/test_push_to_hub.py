@@ -23,7 +23,7 @@ from tiny_configs import TINY_LABELS, make_tiny_config
 
 from dems_training.hub_export import verify_folder
 from dems_training.hub_source import Source
-from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
+from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
 
@@ -75,9 +75,11 @@ def trained(tmp_path_factory):
         "results": results,
         "history": HISTORY,
         "curves": CURVES_FILE,
+        "explanations": EXPLANATIONS_FILE,
     }
     (folder / SUMMARY_FILE).write_text(json.dumps(summary))
     plot_history(HISTORY, str(folder / CURVES_FILE))
+    Image.new("RGB", (8, 4), (200, 10, 10)).save(folder / EXPLANATIONS_FILE)  # stands in for explain.py's picture
     (folder / EVENTS_FILE).parent.mkdir(parents=True)
     (folder / EVENTS_FILE).write_bytes(b"tensorboard event records")
     return model, folder
@@ -119,6 +121,7 @@ def test_export_writes_the_hub_folder(trained, exported):
         "all_results.json",
         "config.json",
         "configuration_dems.py",
+        EXPLANATIONS_FILE,
         "image_processing_dems.py",
         "model.safetensors",
         "modeling_dems.py",
@@ -127,7 +130,7 @@ def test_export_writes_the_hub_folder(trained, exported):
         CURVES_FILE,
         SUMMARY_FILE,
     ]
-    for name in (EVENTS_FILE, CURVES_FILE, SUMMARY_FILE):
+    for name in (EVENTS_FILE, CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE):
         assert (exported / name).read_bytes() == (folder / name).read_bytes(), name
     config = json.loads((exported / "config.json").read_text())
     assert config["model_type"] == "dems"
@@ -209,6 +212,7 @@ def test_card_carries_the_training_results(exported):
     assert "| training images | 40 |" in card.text and "| held-out images | 8 |" in card.text
     assert "| 2 | 8 | 0.75 | 0.005 | 1.05 | 0.625 |" in card.text  # the per-epoch history
     assert f"]({CURVES_FILE})" in card.text
+    assert "## What the model looks at" in card.text and f"]({EXPLANATIONS_FILE})" in card.text
     assert "Pattern Recognition" in card.text
 
 

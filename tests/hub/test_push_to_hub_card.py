@@ -132,6 +132,15 @@ def test_history_table_and_picture():
     assert "![Training loss, learning rate and held-out top-1 per epoch](curves.png)" in lines
 
 
+def test_explanations_picture_has_its_section_only_when_there_is_one():
+    text = render_model_card(model_name="m", config=config(), summary={"explanations": "explanations.png"})
+    lines = text.splitlines()
+    assert "## What the model looks at" in lines
+    picture = "![A few held-out images: class-token saliency, top predictions and each merge's scale mix]"
+    assert f"{picture}(explanations.png)" in lines
+    assert "What the model looks at" not in render_model_card(model_name="m", config=config(), summary={})
+
+
 def test_dataset_and_recipe_tables():
     summary = {
         "dataset": {"name": "uoft-cs/cifar100", "train_images": 50000, "held_out_images": 10000, "classes": 100},

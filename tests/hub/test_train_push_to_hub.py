@@ -16,7 +16,7 @@ from huggingface_hub.utils import filter_repo_objects
 from train_helpers import tiny_run_args
 
 import train
-from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
+from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 from modeling_dems import DemsForImageClassification
 
 
@@ -112,7 +112,8 @@ def test_the_last_commit_holds_the_card_summary_picture_and_traces(pushed):
     last = recorder.commits[-1]["folder"]
     files = exported_files(last)
     for name in ("README.md", "config.json", "model.safetensors", "preprocessor_config.json", "modeling_dems.py",
-                 "configuration_dems.py", "image_processing_dems.py", "eval_results.json", SUMMARY_FILE, CURVES_FILE):
+                 "configuration_dems.py", "image_processing_dems.py", "eval_results.json", SUMMARY_FILE, CURVES_FILE,
+                 EXPLANATIONS_FILE):
         assert name in files, name
     assert any(f.startswith("runs/") and "tfevents" in f for f in files), files
     assert not any(f.startswith("checkpoint-") for f in files)
@@ -123,6 +124,7 @@ def test_the_last_commit_holds_the_card_summary_picture_and_traces(pushed):
     assert card.data.to_dict()["model-index"][0]["name"] == "dems-digits"
     assert f'from_pretrained("{REPO_ID}", trust_remote_code=True)' in card.text
     assert "## Training history" in card.text and f"]({CURVES_FILE})" in card.text
+    assert "## What the model looks at" in card.text and f"]({EXPLANATIONS_FILE})" in card.text
     summary = json.loads((last / SUMMARY_FILE).read_text())
     assert [row["epoch"] for row in summary["history"]] == [1, 2]
     assert summary["dataset"]["train_images"] == 64 and summary["dataset"]["held_out_images"] == 32

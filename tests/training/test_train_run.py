@@ -13,7 +13,7 @@ from transformers import pipeline
 
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 import train
-from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
+from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_pretrain_leaves_what_transformers_users_expect(pretrained):
     output_dir, _, results = pretrained
     for name in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md",
                  "train_results.json", "eval_results.json", "all_results.json", SUMMARY_FILE, CURVES_FILE,
-                 "modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
+                 EXPLANATIONS_FILE, "modeling_dems.py", "configuration_dems.py", "image_processing_dems.py"):
         assert (output_dir / name).is_file(), name
     with open(output_dir / SUMMARY_FILE) as f:
         summary = json.load(f)
@@ -72,6 +72,11 @@ def test_pretrain_leaves_what_transformers_users_expect(pretrained):
     card = (output_dir / "README.md").read_text()
     assert "| stage | pretrain |" in card and "Top-1 accuracy" in card  # the recipe and the results
     assert "## Training history" in card and f"]({CURVES_FILE})" in card
+    # A few held-out images explained, beside the card and shown in it; one row per image, a picture that decodes.
+    assert summary["explanations"] == EXPLANATIONS_FILE and f"]({EXPLANATIONS_FILE})" in card
+    with Image.open(output_dir / EXPLANATIONS_FILE) as picture:
+        picture.load()
+        assert picture.format == "PNG" and picture.height > 4 * 200  # four images (both classes first), a row each
     assert any(name.startswith("checkpoint-") for name in os.listdir(output_dir))
 
 

@@ -94,6 +94,7 @@ def test_vit_run_saves_a_folder_that_pipeline_loads(tmp_path):
     assert len(predictions) == 3 and all(p["label"] in [str(d) for d in range(10)] for p in predictions)
     card = (output_dir / "README.md").read_text()
     assert "ViT baseline" in card and "ViTForImageClassification" in card
+    assert not (output_dir / "explanations.png").exists()  # no merges to explain: the card shows none
     summary = json.loads((output_dir / SUMMARY_FILE).read_text())
     # transformers' ViT has no stochastic depth: the asked-for 0.1 is not applied, and the record says so
     assert summary["recipe"]["drop path / attention dropout"].startswith("0.0 /")
