@@ -413,7 +413,8 @@ class DemsPreTrainedModel(PreTrainedModel):
         if channels != config.num_channels:
             raise ValueError(
                 f"pixel_values has {channels} channels but config.num_channels={config.num_channels}; "
-                "DemsImageProcessor(num_channels=...) converts grey and RGBA images."
+                "DemsImageProcessor(num_channels=...) converts grey, RGB and RGBA images to the model's channels "
+                "(unless do_convert_rgb=False, which keeps each image's own)."
             )
         if height % config.region_size or width % config.region_size:
             raise ValueError(
