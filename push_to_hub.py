@@ -101,7 +101,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     card.add_argument("--results", help="a metrics JSON file (default: the source folder's *_results.json)")
     card.add_argument("--model_name", help="title of the card (default: the repository or source name)")
     card.add_argument("--base_model", help="Hub id of the checkpoint this model was fine-tuned from")
-    card.add_argument("--license", default="apache-2.0", help="license of the weights (default: %(default)s)")
+    card.add_argument(
+        "--license",
+        help="license of the weights (default: cc-by-nc-4.0 for a reference .pth, the reference release's license; "
+        "apache-2.0 for weights trained by this project)",
+    )
     return parser.parse_args(argv)
 
 
@@ -139,7 +143,7 @@ def check_args(args: argparse.Namespace) -> None:
                 validate_repo_id(value)
             except HFValidationError as error:
                 raise UserInputError(f"--{option} {value!r} is not a valid repository id: {one_line(error)}") from None
-    if len(args.license.split()) != 1:
+    if args.license is not None and len(args.license.split()) != 1:
         raise UserInputError(f"--license {args.license!r} is not a license id such as apache-2.0, mit or other")
     if args.preset is not None:
         from configuration_dems import DEMS_PRESETS

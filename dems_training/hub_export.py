@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import UserInputError
 from .hub_source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
-from .model_card import RESULT_FILES, read_results, write_model_card
+from .model_card import DEFAULT_LICENSE, REFERENCE_LICENSE, RESULT_FILES, read_results, write_model_card
 from .outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 
 
@@ -72,8 +72,17 @@ def card_summary(source: Source, dataset=None, results_file=None, base_model=Non
 # ------------------------------------------------------------------------------------------------------ export
 
 
-def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, repo_id=None, license="apache-2.0"):
-    """Write the repository folder into the empty directory `out`; returns its files, relative to it."""
+def card_license(source: Source, license: str | None = None) -> str:
+    """The license the card gives the weights: `license` when given, else the reference release's for its converted
+    weights and this project's for weights it trained."""
+    if license is not None:
+        return license
+    return REFERENCE_LICENSE if source.from_reference_release else DEFAULT_LICENSE
+
+
+def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, repo_id=None, license=None):
+    """Write the repository folder into the empty directory `out`; returns its files, relative to it. `license`:
+    see `card_license`."""
     source.model.save_pretrained(out)  # weights, config.json with auto_map, modeling + configuration code
     source.processor.save_pretrained(out)  # preprocessor_config.json with auto_map, image-processing code
     if source.folder is not None:
@@ -83,7 +92,15 @@ def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, r
                 shutil.copyfile(source.folder / name, out / name)
         if (source.folder / TENSORBOARD_DIR).is_dir():
             shutil.copytree(source.folder / TENSORBOARD_DIR, out / TENSORBOARD_DIR)
-    write_model_card(out, source.model, summary, model_name=model_name, repo_id=repo_id, license=license)
+    write_model_card(
+        out,
+        source.model,
+        summary,
+        model_name=model_name,
+        repo_id=repo_id,
+        license=card_license(source, license),
+        from_reference_release=source.from_reference_release,
+    )
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 

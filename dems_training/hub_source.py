@@ -28,12 +28,14 @@ JSON_TYPE_NAMES = {dict: "object", list: "list", str: "string", bool: "boolean",
 
 @dataclass
 class Source:
-    """What was loaded: the model, its processor, and the folder it came from (None for a .pth)."""
+    """What was loaded: the model, its processor, the folder it came from (None for a .pth), and whether the weights
+    are the reference release's (a converted .pth: its license, not this project's, applies to them)."""
 
     model: object
     processor: object
     name: str
     folder: Path | None = None
+    from_reference_release: bool = False
 
 
 def one_line(error: BaseException, secret: str | None = None) -> str:
@@ -229,7 +231,7 @@ def load_reference(path: Path, preset, num_labels, image_mean, image_std) -> Sou
                 f"{option} gives {len(values)} values but the model has {channels} channels; give 1 or {channels}"
             )
     processor = processor_for(model.config, image_mean=image_mean, image_std=image_std)
-    return Source(model=model, processor=processor, name=path.stem)
+    return Source(model=model, processor=processor, name=path.stem, from_reference_release=True)
 
 
 def processor_for(config, image_mean=None, image_std=None):

@@ -21,6 +21,10 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 PAPER_TITLE = "Data-efficient multi-scale fusion vision transformer"
 PAPER_URL = "https://doi.org/10.1016/j.patcog.2024.111305"
 REFERENCE_CODE_URL = "https://github.com/visresearch/dems"
+# The card's license: weights trained by this project are Apache-2.0 as the code; the reference release's weights
+# are CC BY-NC 4.0, and a card of converted reference weights must not relabel them.
+DEFAULT_LICENSE = "apache-2.0"
+REFERENCE_LICENSE = "cc-by-nc-4.0"
 CITATION = """@article{tang2025dems,
   title   = {Data-efficient multi-scale fusion vision transformer},
   author  = {Tang, Hao and Liu, Dawei and Shen, Chengchao},
@@ -83,9 +87,10 @@ def render_model_card(
     config,
     summary: Mapping | None = None,
     repo_id: str | None = None,
-    license: str = "apache-2.0",
+    license: str = DEFAULT_LICENSE,
     num_parameters: int | None = None,
     extra_tags: list[str] | None = None,
+    from_reference_release: bool = False,
 ) -> str:
     """README.md text for a DEMS-ViT image classifier.
 
@@ -103,6 +108,8 @@ def render_model_card(
         license: SPDX-like license id of the weights.
         num_parameters: parameter count, shown in the architecture summary.
         extra_tags: tags added to the defaults.
+        from_reference_release: the weights are the reference release's, converted: the body says so, and under
+            which license (`REFERENCE_LICENSE`) the release put them.
     """
     summary = summary or {}
     cfg = _config_dict(config)
@@ -124,6 +131,7 @@ def render_model_card(
     sections = [
         f"# {model_name}",
         _intro(cfg, dataset, base_model),
+        _reference_release_line() if from_reference_release else "",
         _architecture_section(cfg, num_parameters),
         _usage_section(repo_id or f"your-username/{model_name}"),
         _results_section(results),
@@ -145,7 +153,8 @@ def write_model_card(
     *,
     model_name: str,
     repo_id: str | None = None,
-    license: str = "apache-2.0",
+    license: str = DEFAULT_LICENSE,
+    from_reference_release: bool = False,
 ) -> str:
     """Render the card of `model` and write it as `folder`/README.md; returns its path."""
     text = render_model_card(
@@ -155,6 +164,7 @@ def write_model_card(
         repo_id=repo_id,
         license=license,
         num_parameters=model.num_parameters(),
+        from_reference_release=from_reference_release,
     )
     path = os.path.join(folder, "README.md")
     with open(path, "w", encoding="utf-8") as f:
@@ -187,6 +197,13 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
     elif base_model:
         text += f" It was fine-tuned from [{base_model}](https://huggingface.co/{base_model})."
     return text
+
+
+def _reference_release_line() -> str:
+    return (
+        f"The weights come from the reference release ({REFERENCE_CODE_URL}), converted unchanged, and are under its "
+        f"license, CC BY-NC 4.0 (`{REFERENCE_LICENSE}`: attribution, non-commercial use only)."
+    )
 
 
 def _architecture_section(cfg: dict, num_parameters: int | None) -> str:
@@ -455,4 +472,13 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["CITATION", "find_metric", "read_results", "render_model_card", "shareable_dataset_name", "write_model_card"]
+__all__ = [
+    "CITATION",
+    "DEFAULT_LICENSE",
+    "REFERENCE_LICENSE",
+    "find_metric",
+    "read_results",
+    "render_model_card",
+    "shareable_dataset_name",
+    "write_model_card",
+]

@@ -9,6 +9,7 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
+    ChannelDimension,
     PILImageResampling,
     infer_channel_dimension_format,
     is_scaled_image,
@@ -24,10 +25,16 @@ _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 # PIL modes of more than 8 bits per pixel: PIL's convert("L"/"RGB") clips them at 255 instead of scaling them, so
 # they are read as arrays and scaled by their dtype (_to_pixel_scale).
 _WIDE_PIL_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+# The 8-bit PIL mode of each channel count PIL has one for: PIL converts any 8-bit mode (P, 1, CMYK, ...) to these.
+_PIL_MODE_FOR_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Without image_mean / image_std: ImageNet's statistics (the reference's) are per RGB channel; any other channel
+# count gets 0.5 / 0.5 for every channel, the reference's statistics for its grey data sets.
+_NEUTRAL_STATISTIC = 0.5
 
 
 class DemsImageProcessorKwargs(ImagesKwargs, total=False):
-    """num_channels (`int`): channels the model takes, 1 (grey) or 3 (RGB); inputs are converted to it."""
+    """num_channels (`int`): channels the model takes (its `config.num_channels`), any count >= 1; unless
+    `do_convert_rgb=False`, images are converted to it where a conversion exists (1, 3 and 4 channels)."""
 
     num_channels: int
 
@@ -38,9 +45,18 @@ class DemsImageProcessor(PilBackend):
     (bicubic, as the reference), optionally centre-crops, rescales to [0, 1] and normalises with the ImageNet mean
     and standard deviation.
 
-    Accepts a PIL image, a NumPy array or a torch tensor (`(H, W)`, `(H, W, C)` or `(C, H, W)`, C in 1, 3, 4),
-    or a list of them. Grey images become RGB by repeating the channel and RGBA loses its alpha, as PIL's
-    `convert("RGB")` does; with `num_channels=1` colour images become grey with PIL's luma weights.
+    Accepts a PIL image, a NumPy array or a torch tensor (`(H, W)`, `(H, W, C)` or `(C, H, W)`, C in 1, 3, 4 or
+    `num_channels`), or a list of them.
+
+    Channels: images are converted to `num_channels` as PIL's `convert` does. For a 3-channel model grey images
+    become RGB by repeating the channel and RGBA loses its alpha (`convert("RGB")`); for a 1-channel model colour
+    becomes grey with PIL's luma weights (`convert("L")`); for a 4-channel model RGBA keeps its alpha and grey and RGB
+    images get an opaque one (`convert("RGBA")`: 255, or 1.0 for floats with `do_rescale=False`). Any other count
+    takes images that already have it (arrays, tensors); an image whose channels cannot be converted is refused with
+    both counts named. `do_convert_rgb=False` converts nothing: each image keeps its own channels (an RGBA image its
+    alpha), and the model refuses pixel values whose channels differ from its `config.num_channels`. Channels are
+    resized independently of each other (PIL resizes RGBA with its colours premultiplied by alpha; a model reads
+    alpha as one more channel).
 
     Pixel values are read by their type: uint8 as is; 16-bit images (uint16, PIL `I;16`) scaled from [0, 65535];
     bool masks as black and white; other integer types as 8-bit values (in [0, 255], else refused); floats as given
@@ -51,9 +67,12 @@ class DemsImageProcessor(PilBackend):
         size (`dict[str, int]`, *optional*, defaults to `{"height": 32, "width": 32}`): output size; both sides
             must be multiples of the model's `8 * patch_size`.
         resample (`PILImageResampling`, *optional*, defaults to `BICUBIC`).
-        num_channels (`int`, *optional*, defaults to 3): 1 or 3, the model's `config.num_channels`.
+        num_channels (`int`, *optional*, defaults to 3): the model's `config.num_channels`, any count >= 1.
+        do_convert_rgb (`bool`, *optional*): `False` keeps each image's channels as they are (see above); by
+            default images are converted to `num_channels`.
         do_center_crop / crop_size: e.g. the reference's Caltech101 evaluation, resize to 300 then crop 256.
-        image_mean / image_std: default ImageNet's; the reference uses 0.5 / 0.5 for the MNIST family.
+        image_mean / image_std: one value per channel or one for all. By default ImageNet's for 3 channels, 0.5 for
+            any other count; the reference uses 0.5 / 0.5 for the MNIST family.
 
     Returns a `BatchFeature` with `pixel_values` of shape `(batch, num_channels, height, width)`.
     """
@@ -70,8 +89,14 @@ class DemsImageProcessor(PilBackend):
     num_channels = 3
 
     def __init__(self, **kwargs):
+        num_channels = kwargs.get("num_channels", type(self).num_channels)
+        self._check_num_channels(num_channels)
+        if num_channels != 3:
+            # ImageNet's statistics are three, one per RGB channel: they fit no other channel count.
+            for name in ("image_mean", "image_std"):
+                if kwargs.get(name) is None:
+                    kwargs[name] = _NEUTRAL_STATISTIC
         super().__init__(**kwargs)
-        self._check_num_channels(self.num_channels)
 
     @classmethod
     def from_model_config(cls, config, **kwargs) -> "DemsImageProcessor":
@@ -82,10 +107,10 @@ class DemsImageProcessor(PilBackend):
 
     @staticmethod
     def _check_num_channels(num_channels) -> None:
-        if num_channels not in (1, 3):
+        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
             raise ValueError(
-                f"DemsImageProcessor.num_channels={num_channels!r} must be 1 (grey) or 3 (RGB), the model's "
-                "config.num_channels."
+                f"DemsImageProcessor.num_channels={num_channels!r} must be a whole number >= 1, the model's "
+                "config.num_channels (1 grey, 3 RGB, 4 RGBA, or any other count of bands)."
             )
 
     def _validate_preprocess_kwargs(self, num_channels=None, **kwargs):
@@ -110,25 +135,56 @@ class DemsImageProcessor(PilBackend):
         return images
 
     def process_image(
-        self, image, do_convert_rgb=None, input_data_format=None, num_channels=3, do_rescale=True, **kwargs
+        self,
+        image,
+        do_convert_rgb=None,
+        input_data_format=None,
+        num_channels=3,
+        do_rescale=True,
+        do_normalize=False,
+        image_mean=None,
+        image_std=None,
+        **kwargs,
     ):
-        """One image -> a channels-first NumPy array with `num_channels` channels (values not yet rescaled)."""
+        """One image -> a channels-first NumPy array with `num_channels` channels (values not yet rescaled), or,
+        with `do_convert_rgb=False`, with its own channels."""
+        convert = do_convert_rgb is not False
         if isinstance(image, Image.Image):
             if image.width == 0 or image.height == 0:
                 raise ValueError(f"image of size {image.width}x{image.height} is empty: it needs at least one pixel.")
-            if image.mode in _WIDE_PIL_MODES:
-                image = np.asarray(image)
-            else:  # PIL knows every 8-bit mode (P, LA, 1, CMYK, ...); let it do the conversion.
-                image = image.convert("L" if num_channels == 1 else "RGB")
+            if convert and image.mode not in _WIDE_PIL_MODES and num_channels in _PIL_MODE_FOR_CHANNELS:
+                # PIL knows every 8-bit mode (P, LA, 1, CMYK, ...); let it do the conversion.
+                image = image.convert(_PIL_MODE_FOR_CHANNELS[num_channels])
+            image = np.asarray(image)  # (H, W) or (H, W, C)
+            input_data_format = ChannelDimension.LAST
         if is_torch_tensor(image):
             image = image.detach().cpu()
             image = (image.float() if str(image.dtype) == "torch.bfloat16" else image).numpy()  # NumPy has no bf16
-        if isinstance(image, np.ndarray):
-            image = _to_pixel_scale(image, do_rescale)
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f"image of type {type(image).__name__}: give a PIL image, a NumPy array or a torch tensor.")
+        image = _to_pixel_scale(image, do_rescale)
+        if image.ndim == 2:
+            image = image[None]
+        else:
             if input_data_format is None:
-                _check_channel_axis(image)
-        image = super().process_image(image, do_convert_rgb=False, input_data_format=input_data_format)
-        return _to_num_channels(image, num_channels)
+                input_data_format = _channel_axis(image, num_channels)
+            if ChannelDimension(input_data_format) == ChannelDimension.LAST:
+                image = np.moveaxis(image, -1, 0)
+        if convert:
+            image = _to_num_channels(image, num_channels, do_rescale)
+        elif image.shape[0] != num_channels:
+            logger.warning_once(
+                f"do_convert_rgb=False keeps images of {image.shape[0]} channels as they are, but num_channels="
+                f"{num_channels}: a model whose config.num_channels is {num_channels} refuses them."
+            )
+        if do_normalize:
+            for name, values in (("image_mean", image_mean), ("image_std", image_std)):
+                if isinstance(values, (list, tuple)) and len(values) != image.shape[0]:
+                    raise ValueError(
+                        f"{name}={tuple(values)} gives {len(values)} values for images of {image.shape[0]} "
+                        "channels: give one value per channel, or one number for all."
+                    )
+        return image
 
     def resize(self, image, size, resample=None, reducing_gap=None, **kwargs):
         # The PIL backend resizes 8-bit pixels and takes floats in [0, 1] there and back itself; floats on the 0..255
@@ -140,6 +196,12 @@ class DemsImageProcessor(PilBackend):
                     "backend resizes pixels in [0, 1] or [0, 255]. Resize before normalising, or pass do_resize=False."
                 )
             image = np.round(image).astype(np.uint8)
+        if image.shape[0] not in (1, 3):
+            # PIL has no mode for most channel counts, and resizes RGBA with its colours premultiplied by alpha:
+            # each channel is resized on its own, as grey.
+            return np.concatenate(
+                [super(DemsImageProcessor, self).resize(c[None], size, resample, reducing_gap, **kwargs) for c in image]
+            )
         return super().resize(image, size, resample=resample, reducing_gap=reducing_gap, **kwargs)
 
 
@@ -193,18 +255,20 @@ def _to_pixel_scale(image: np.ndarray, do_rescale: bool) -> np.ndarray:
     return image
 
 
-def _check_channel_axis(image: np.ndarray) -> None:
-    if image.ndim == 2:  # grey
-        return
+def _channel_axis(image: np.ndarray, num_channels: int) -> ChannelDimension:
+    """Where the channels of a 3-D array are: first or last, whichever axis has 1, 3, 4 (grey, RGB, RGBA) or
+    `num_channels` entries (first when both do), or a ValueError."""
     if image.ndim != 3:
         raise ValueError(f"image of shape {image.shape}: an image is (H, W), (H, W, C) or (C, H, W).")
+    counts = sorted({1, 3, 4, num_channels})
     try:
-        infer_channel_dimension_format(image, num_channels=(1, 3, 4))
+        return infer_channel_dimension_format(image, num_channels=tuple(counts))
     except ValueError:
+        names = ", ".join(str(c) for c in counts)
         raise ValueError(
-            f"image of shape {image.shape} has no axis of 1, 3 or 4 channels (grey, RGB, RGBA) at either end. A "
-            "2-channel array is ambiguous (grey and alpha? two bands?): convert it to 1, 3 or 4 channels first, or "
-            "pass a PIL image in mode 'LA'."
+            f"image of shape {image.shape} has no axis of {names} channels at either end (1, 3, 4: grey, RGB, RGBA; "
+            f"num_channels={num_channels}: the model's). A 2-channel array for a model of other channels is "
+            "ambiguous (grey and alpha? two bands?): convert it first, or pass a PIL image in mode 'LA'."
         ) from None
 
 
@@ -213,21 +277,30 @@ def _is_grey_array(image) -> bool:
     return getattr(image, "ndim", None) == 2
 
 
-def _to_num_channels(image: np.ndarray, num_channels: int) -> np.ndarray:
-    """Convert a channels-first array with 1, 3 or 4 channels to `num_channels` (1 or 3) channels."""
+def _to_num_channels(image: np.ndarray, num_channels: int, do_rescale: bool) -> np.ndarray:
+    """A channels-first array converted to `num_channels` channels as PIL's `convert` would: alpha dropped (4 -> 3,
+    4 -> 1), grey repeated (1 -> 3), luma (3 -> 1), an opaque alpha added (1 or 3 -> 4: 255 on the 0..255 scale, 1.0
+    for floats that `do_rescale=False` says are in [0, 1]); or a ValueError naming both counts when there is no such
+    conversion."""
     channels = image.shape[0]
-    if channels == 4:  # RGBA: drop alpha, as PIL's convert("RGB") does
-        image, channels = image[:3], 3
     if channels == num_channels:
         return image
-    if channels == 1 and num_channels == 3:
-        return np.repeat(image, 3, axis=0)
+    if channels == 4 and num_channels in (1, 3):  # RGBA: drop alpha, as PIL's convert("RGB"/"L") does
+        image, channels = image[:3], 3
+    if channels == 1 and num_channels in (3, 4):
+        image, channels = np.repeat(image, 3, axis=0), 3
     if channels == 3 and num_channels == 1:
         grey = np.tensordot(_LUMA_WEIGHTS, image.astype(np.float64), axes=1)[None]
         return grey.round().astype(image.dtype) if np.issubdtype(image.dtype, np.integer) else grey.astype(image.dtype)
+    if channels == 3 and num_channels == 4:
+        opaque = 255 if do_rescale or np.issubdtype(image.dtype, np.integer) else 1.0
+        return np.concatenate([image, np.full_like(image[:1], opaque)])
+    if channels == num_channels:
+        return image
     raise ValueError(
-        f"image with {image.shape[0]} channels (shape {image.shape}, channels first) cannot be converted to "
-        f"num_channels={num_channels}: give 1 (grey), 3 (RGB) or 4 (RGBA) channels."
+        f"image with {image.shape[0]} channels (shape {image.shape}, channels first) does not fit num_channels="
+        f"{num_channels}, the model's: the processor converts only between 1 (grey), 3 (RGB) and 4 (RGBA) channels. "
+        f"Give images of {num_channels} channels."
     )
 
 

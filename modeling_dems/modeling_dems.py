@@ -141,6 +141,27 @@ class DemsFactorizedPatchEmbedding(nn.Module):
         return self.pointwise(self.depthwise2(self.depthwise1(pixel_values)))
 
 
+class DemsMultiScalePatchEmbeddings(nn.ModuleList):
+    """The four scales' patch embeddings (p and 2p: `DemsPatchEmbedding`; 4p and 8p: `DemsFactorizedPatchEmbedding`),
+    called as one module: `(B, C, H, W) -> (B, 85 R, D)`, the tokens already regrouped by region.
+
+    One module rather than four so that it can be the model's input embeddings (`get_input_embeddings`): hooks on it,
+    such as `enable_input_require_grads`'s, then see every image token. A `ModuleList` so that the weights keep
+    their names (`patch_embeddings.0.projection.weight`, ...), which converted reference checkpoints use.
+    """
+
+    def __init__(self, config: DemsConfig):
+        super().__init__(
+            [DemsPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[:2]]
+            + [DemsFactorizedPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[2:]]
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        scales = zip(self, REGION_SIDES, strict=True)
+        tokens = torch.cat([group_grid_by_region(embed(pixel_values), side) for embed, side in scales], dim=2)
+        return tokens.flatten(1, 2)
+
+
 class DemsEmbeddings(nn.Module):
     """Embeds the image at the four scales, adds the fixed sin-cos position embeddings, regroups the tokens by region
     and prepends the class token: `(B, C, H, W) -> (B, 1 + 85 R, D)`, `R = (H / 8p) * (W / 8p)`."""
@@ -149,10 +170,7 @@ class DemsEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.patch_embeddings = nn.ModuleList(
-            [DemsPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[:2]]
-            + [DemsFactorizedPatchEmbedding(config, config.patch_size * f) for f in SCALE_FACTORS[2:]]
-        )
+        self.patch_embeddings = DemsMultiScalePatchEmbeddings(config)
         # The embedding at the configured image size, already in regional order. It is a formula, not a weight: it is
         # not saved, and `_init_weights` fills it. Other sizes are computed on the fly.
         self.register_buffer(
@@ -164,9 +182,7 @@ class DemsEmbeddings(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
-        scales = zip(self.patch_embeddings, REGION_SIDES, strict=True)
-        tokens = torch.cat([group_grid_by_region(embed(pixel_values), side) for embed, side in scales], dim=2)
-        tokens = tokens.flatten(1, 2)
+        tokens = self.patch_embeddings(pixel_values)
         if height == width == self.config.image_size:
             # a no-op unless the weights were loaded in another dtype than the buffer was built in
             position = self.position_embeddings.to(tokens.dtype)
@@ -388,6 +404,10 @@ class DemsPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["DemsEmbeddings", "DemsLayer"]
+    # What `get_input_embeddings` returns (transformers' default looks it up under `self.embeddings`, and the head
+    # model delegates to its base model): the patch embeddings, as in ViT. `enable_input_require_grads` (which PEFT
+    # calls) hooks it so that, with frozen weights and reentrant gradient checkpointing, gradients reach the adapters.
+    _input_embed_layer = "patch_embeddings"
     _supports_sdpa = True
     _can_compile_fullgraph = True
     # The loss is a mean over the batch, not a sum to be divided by Trainer's `num_items_in_batch`: Trainer must
@@ -441,7 +461,8 @@ class DemsPreTrainedModel(PreTrainedModel):
         if channels != config.num_channels:
             raise ValueError(
                 f"pixel_values has {channels} channels but config.num_channels={config.num_channels}; "
-                "DemsImageProcessor(num_channels=...) converts grey and RGBA images."
+                "DemsImageProcessor(num_channels=...) converts grey, RGB and RGBA images to the model's channels "
+                "(unless do_convert_rgb=False, which keeps each image's own)."
             )
         if height % config.region_size or width % config.region_size:
             raise ValueError(

@@ -214,6 +214,9 @@ def test_card_carries_the_training_results(exported):
     assert f"]({CURVES_FILE})" in card.text
     assert "## What the model looks at" in card.text and f"]({EXPLANATIONS_FILE})" in card.text
     assert "Pattern Recognition" in card.text
+    # weights trained by this project: the project's license, and no word of the reference release's
+    assert data["license"] == "apache-2.0"
+    assert "reference release" not in card.text
 
 
 def test_folder_without_a_run_summary_takes_its_card_from_the_command_line(trained, tmp_path, capsys):
@@ -520,6 +523,24 @@ def test_reference_pth_exports_through_the_converter(reference_checkpoint, tmp_p
     assert processor["size"] == {"height": 16, "width": 16}
     assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_dems.DemsImageProcessor"}
     assert "uoft-cs/cifar10" in (out / "README.md").read_text()
+
+
+def test_reference_pth_keeps_the_reference_release_license(reference_checkpoint, tmp_path, capsys):
+    from huggingface_hub import ModelCard
+
+    _, path = reference_checkpoint
+    code, _, err = run_main(capsys, path, "--local_dir", tmp_path / "default")
+    assert code == 0, err
+    card = ModelCard.load(tmp_path / "default" / "README.md")
+    assert card.data.to_dict()["license"] == "cc-by-nc-4.0"
+    said = [line for line in card.text.splitlines() if "reference release" in line]
+    assert len(said) == 1 and "CC BY-NC 4.0" in said[0] and "`cc-by-nc-4.0`" in said[0], said
+    # --license still decides the metadata (e.g. for weights relicensed by their authors); the origin stays said
+    code, _, err = run_main(capsys, path, "--license", "mit", "--local_dir", tmp_path / "given")
+    assert code == 0, err
+    card = ModelCard.load(tmp_path / "given" / "README.md")
+    assert card.data.to_dict()["license"] == "mit"
+    assert sum("reference release" in line for line in card.text.splitlines()) == 1
 
 
 def test_reference_pth_with_its_own_processor(reference_checkpoint, tmp_path, capsys):

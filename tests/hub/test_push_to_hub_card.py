@@ -40,6 +40,18 @@ def test_metadata_parses_and_carries_top1_top5():
     assert "eval_runtime" not in card.text  # speed, not quality
 
 
+def test_reference_release_weights_say_where_they_come_from_and_under_which_license():
+    text = render_model_card(model_name="m", config=config(), license="cc-by-nc-4.0", from_reference_release=True)
+    card = ModelCard(text)
+    assert card.data.to_dict()["license"] == "cc-by-nc-4.0"
+    lines = [line for line in card.text.splitlines() if "reference release" in line]
+    assert lines == [
+        "The weights come from the reference release (https://github.com/visresearch/dems), converted unchanged, and "
+        "are under its license, CC BY-NC 4.0 (`cc-by-nc-4.0`: attribution, non-commercial use only)."
+    ]
+    assert "reference release" not in render_model_card(model_name="m", config=config())
+
+
 def test_plain_accuracy_counts_as_top1():
     summary = {"dataset": {"name": "d/e"}, "results": {"eval_accuracy": 0.5}}
     card = ModelCard(render_model_card(model_name="m", summary=summary, config=config()))

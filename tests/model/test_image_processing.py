@@ -100,13 +100,17 @@ def test_save_and_load(tmp_path):
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r"num_channels=2 must be 1 \(grey\) or 3 \(RGB\)"):
-        DemsImageProcessor(num_channels=2)
-    with pytest.raises(ValueError, match=r"num_channels=4 must be 1 \(grey\) or 3 \(RGB\)"):
-        DemsImageProcessor()(_random_rgb(), num_channels=4)
+    for bad in (0, -3, True, "3", 2.0):
+        with pytest.raises(ValueError, match=r"num_channels=.* must be a whole number >= 1, the model's"):
+            DemsImageProcessor(num_channels=bad)
+    with pytest.raises(ValueError, match=r"num_channels=0 must be a whole number >= 1"):
+        DemsImageProcessor()(_random_rgb(), num_channels=0)
     for two_channels in (np.zeros((2, 16, 16), dtype=np.uint8), np.zeros((16, 16, 2), dtype=np.uint8)):
-        with pytest.raises(ValueError, match=r"has no axis of 1, 3 or 4 channels .* 2-channel array is ambiguous"):
+        with pytest.raises(ValueError, match=r"has no axis of 1, 3, 4 channels .* 2-channel array .* ambiguous"):
             DemsImageProcessor()(two_channels)
+    # the default (ImageNet) statistics are three: a per-call num_channels of 1 needs its own
+    with pytest.raises(ValueError, match=r"image_mean=\(0.485, 0.456, 0.406\) gives 3 values for images of 1 channels"):
+        DemsImageProcessor()(_random_rgb(), num_channels=1)
 
 
 def test_processor_for_a_model_config():
