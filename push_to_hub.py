@@ -28,9 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dems_training import UserInputError
-from dems_training.command import run_command
-from dems_training.hub_export import (
+from dems_training import UserInputError, run_command
+from dems_training.hub.export import (
     HubError,
     build_folder,
     card_summary,
@@ -40,7 +39,7 @@ from dems_training.hub_export import (
     verify_folder,
     write_local_dir,
 )
-from dems_training.hub_source import (
+from dems_training.hub.source import (
     apply_labels,
     check_processor_fits,
     load_processor,

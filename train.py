@@ -34,17 +34,17 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from dems_training import UserInputError, report_user_error
+from dems_training.augmentation.mixup import default_collator
+from dems_training.augmentation.pipeline import InputPipeline, build_input_pipeline
 from dems_training.cpu_memory import keep_freed_memory
-from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, split_off_validation
-from dems_training.input_pipeline import InputPipeline, build_input_pipeline
+from dems_training.data.loading import DATASET_PRESETS, balanced_subset, load_data, split_off_validation
+from dems_training.data.torch_data import DatasetEpochCallback, TransformedImageDataset
 from dems_training.launch import user_given_options, world_size
 from dems_training.lr_schedule import epoch_schedule_for
 from dems_training.metrics import TopKAccuracy
-from dems_training.mixup import default_collator
 from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model, supported_drop_path_rate
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults, recipe_for
-from dems_training.torch_data import DatasetEpochCallback, TransformedImageDataset
 from dems_training.trainer import DemsTrainer
 
 

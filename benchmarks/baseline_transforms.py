@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from dems_training.augmentation import (
+from dems_training.augmentation.transforms import (
     AugmentationSchedule,
     EpochScheduled,
     mode_for_channels,
     random_resized_crop_box,
     to_mode,
 )
-from dems_training.torch_data import ProcessorTransform, TransformedImageDataset  # held-out transform, as before
+from dems_training.data.torch_data import ProcessorTransform, TransformedImageDataset  # held-out transform, as before
 
 
 __all__ = [

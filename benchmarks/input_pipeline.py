@@ -57,17 +57,16 @@ if not __package__:  # run as `python benchmarks/input_pipeline.py`: the reposit
 from benchmarks import baseline_transforms as baseline  # noqa: E402
 from benchmarks.harness import FOREIGN_LOAD, synchronize  # noqa: E402
 from benchmarks.throughput import cpu_model  # noqa: E402
-from dems_training import UserInputError  # noqa: E402
-from dems_training.augmentation import (  # noqa: E402
+from dems_training import UserInputError, run_command  # noqa: E402
+from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator  # noqa: E402
+from dems_training.augmentation.on_device import BatchAugmentation  # noqa: E402
+from dems_training.augmentation.pipeline import eval_transform_for  # noqa: E402
+from dems_training.augmentation.transforms import (  # noqa: E402
     AugmentationSchedule,
     RandomResizedCropFlip,
     ScheduledAugmentation,
 )
-from dems_training.batch_augmentation import BatchAugmentation  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
-from dems_training.input_pipeline import eval_transform_for  # noqa: E402
-from dems_training.mixup import MixupCutmixCollator, default_collator  # noqa: E402
-from dems_training.torch_data import TransformedImageDataset  # noqa: E402
+from dems_training.data.torch_data import TransformedImageDataset  # noqa: E402
 from modeling_dems import DemsImageProcessor  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from . import UserInputError
-from .model_card import read_results, shareable_dataset_name
+from .hub.model_card import read_results, shareable_dataset_name
 
 
 logger = logging.getLogger(__name__)

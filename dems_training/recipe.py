@@ -25,11 +25,11 @@ from transformers import TrainerCallback
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
-from .augmentation import AugmentationSchedule, RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
-from .batch_augmentation import BatchAugmentation
-from .data_sets import preset_name
+from .augmentation.mixup import MixupCutmixCollator, default_collator
+from .augmentation.on_device import BatchAugmentation
+from .augmentation.transforms import AugmentationSchedule, RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
+from .data.loading import preset_name
 from .launch import processes_on_node, usable_cpus
-from .mixup import MixupCutmixCollator, default_collator
 
 
 STAGES = ("pretrain", "finetune")

@@ -10,8 +10,8 @@ from transformers import Trainer
 
 from modeling_dems.modeling_dems import soft_target_cross_entropy
 
+from .hub.model_card import write_model_card
 from .lr_schedule import EpochLearningRateSchedule, optimizer_steps_per_epoch
-from .model_card import write_model_card
 from .outputs import read_run_summary
 
 

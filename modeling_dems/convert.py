@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 from huggingface_hub.errors import StrictDataclassError
 
-from dems_training import UserInputError, report_user_error
-
+from .command_line import UserInputError, report_user_error
 from .configuration_dems import DEMS_PRESETS, DemsConfig
 from .image_processing_dems import DemsImageProcessor
 from .modeling_dems import DemsForImageClassification, sincos_position_embedding_2d

@@ -21,9 +21,9 @@ generator, replays the same augmentations.
 
 import torch
 
-from .augmentation import AugmentationSchedule, EpochScheduled, mode_for_channels
 from .image_ops import Normalizer
 from .mixup import MixupCutmixCollator
+from .transforms import AugmentationSchedule, EpochScheduled, mode_for_channels
 
 
 # PIL's "L" conversion (ITU-R 601-2 luma).

@@ -5,10 +5,10 @@ follows the image processor."""
 import logging
 from dataclasses import dataclass, field
 
-from .augmentation import ResizeNormalize
-from .batch_augmentation import BatchAugmentation
-from .recipe import build_train_augmentation
-from .torch_data import ProcessorTransform
+from ..data.torch_data import ProcessorTransform
+from ..recipe import build_train_augmentation
+from .on_device import BatchAugmentation
+from .transforms import ResizeNormalize
 
 
 logger = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ import datasets
 import numpy as np
 from datasets import ClassLabel, DatasetDict
 
-from . import UserInputError
+from .. import UserInputError
+from ..launch import usable_cpus
 from .digits import load_digits_dataset
 from .idx import load_idx_release
 from .image_folder import find_reference_layout, load_image_folders
-from .launch import usable_cpus
 
 
 logger = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ import os
 import shutil
 from pathlib import Path
 
-from . import UserInputError
-from .hub_source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
+from .. import UserInputError
+from ..outputs import CURVES_FILE, SUMMARY_FILE
 from .model_card import RESULT_FILES, read_results, write_model_card
-from .outputs import CURVES_FILE, SUMMARY_FILE
+from .source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
 
 
 TENSORBOARD_DIR = "runs"  # Trainer's default logging_dir under --output_dir

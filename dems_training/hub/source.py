@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import UserInputError
+from .. import UserInputError
 
 
 WEIGHT_FILES = (

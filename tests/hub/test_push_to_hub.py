@@ -21,8 +21,8 @@ from PIL import Image
 from reference_dems import random_reference_state_dict, reference_logits
 from tiny_configs import TINY_LABELS, make_tiny_config
 
-from dems_training.hub_export import verify_folder
-from dems_training.hub_source import Source
+from dems_training.hub.export import verify_folder
+from dems_training.hub.source import Source
 from dems_training.outputs import CURVES_FILE, SUMMARY_FILE
 from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor

@@ -89,7 +89,7 @@ def test_wheel_installs_and_evaluates_without_the_checkout(tmp_path):
 
     # Every module of the library came from the wheel's install, none from the checkout.
     assert {name.split(".")[0] for name in used["modules"]} == set(PACKAGES)
-    assert "dems_training.hub_export" in used["modules"] and "modeling_dems.configuration_dems" in used["modules"]
+    assert "dems_training.hub.export" in used["modules"] and "modeling_dems.configuration_dems" in used["modules"]
     for name, path in used["modules"].items():
         assert Path(path).is_relative_to(installed_site), (name, path)
     assert Path(used["metric_path"]).is_relative_to(installed_site)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training.augmentation import (
+from dems_training.augmentation.transforms import (
     AugmentationSchedule,
     ResizeNormalize,
     ScheduledAugmentation,

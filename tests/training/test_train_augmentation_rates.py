@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training import augmentation, batch_augmentation
-from dems_training.augmentation import AugmentationSchedule, RandomResizedCropFlip, ScheduledAugmentation
-from dems_training.batch_augmentation import BatchAugmentation
+from dems_training.augmentation import on_device as on_device_ops
+from dems_training.augmentation import transforms
+from dems_training.augmentation.on_device import BatchAugmentation
+from dems_training.augmentation.transforms import AugmentationSchedule, RandomResizedCropFlip, ScheduledAugmentation
 
 
 SCHEDULE = AugmentationSchedule(color_jitter_p0=0.8, grayscale_p0=0.6, solarize_p0=0.4)  # three different rates
@@ -65,10 +66,10 @@ IMAGE = Image.fromarray(np.random.default_rng(0).integers(0, 256, (10, 12, 3), d
 @pytest.mark.parametrize("epoch", EPOCHS)
 def test_cpu_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, epoch):
     counters = {
-        "color_jitter": Counter(monkeypatch, augmentation, "color_jitter"),
-        "grayscale": Counter(monkeypatch, augmentation, "grayscale"),
-        "solarize": Counter(monkeypatch, augmentation, "solarize"),
-        "hflip": Counter(monkeypatch, augmentation, "hflip"),
+        "color_jitter": Counter(monkeypatch, transforms, "color_jitter"),
+        "grayscale": Counter(monkeypatch, transforms, "grayscale"),
+        "solarize": Counter(monkeypatch, transforms, "solarize"),
+        "hflip": Counter(monkeypatch, transforms, "hflip"),
     }
     transform = ScheduledAugmentation(8, (0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
     transform.set_epoch(epoch, TOTAL_EPOCHS)
@@ -83,13 +84,13 @@ def test_on_device_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, 
     rows = lambda images, *rest: images.shape[0]  # noqa: E731  (images per batched call)
     counters = {
         # every jittered image goes through each of the four adjustments once
-        "color_jitter": Counter(monkeypatch, batch_augmentation, "adjust_brightness", rows),
-        "contrast": Counter(monkeypatch, batch_augmentation, "adjust_contrast", rows),
-        "saturation": Counter(monkeypatch, batch_augmentation, "adjust_saturation", rows),
-        "hue": Counter(monkeypatch, batch_augmentation, "shift_hue", rows),
-        "grayscale": Counter(monkeypatch, batch_augmentation, "grayscale", rows),
-        "solarize": Counter(monkeypatch, batch_augmentation, "solarize", rows),
-        "hflip": Counter(monkeypatch, augmentation, "hflip"),  # on the CPU, in the workers
+        "color_jitter": Counter(monkeypatch, on_device_ops, "adjust_brightness", rows),
+        "contrast": Counter(monkeypatch, on_device_ops, "adjust_contrast", rows),
+        "saturation": Counter(monkeypatch, on_device_ops, "adjust_saturation", rows),
+        "hue": Counter(monkeypatch, on_device_ops, "shift_hue", rows),
+        "grayscale": Counter(monkeypatch, on_device_ops, "grayscale", rows),
+        "solarize": Counter(monkeypatch, on_device_ops, "solarize", rows),
+        "hflip": Counter(monkeypatch, transforms, "hflip"),  # on the CPU, in the workers
     }
     cpu_part = RandomResizedCropFlip(8)
     on_device = BatchAugmentation((0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)

@@ -8,10 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training import batch_augmentation as on_device
-from dems_training import image_ops
-from dems_training.augmentation import AugmentationSchedule
-from dems_training.mixup import MixupCutmixCollator
+from dems_training.augmentation import image_ops, on_device
+from dems_training.augmentation.mixup import MixupCutmixCollator
+from dems_training.augmentation.transforms import AugmentationSchedule
 
 
 def unit(values) -> torch.Tensor:

@@ -11,8 +11,8 @@ from train_helpers import offline_env, run_train_script
 
 import train
 from dems_training import UserInputError
-from dems_training.data_sets import check_label_range, label_names, load_data
-from dems_training.digits import load_digits_dataset
+from dems_training.data.digits import load_digits_dataset
+from dems_training.data.loading import check_label_range, label_names, load_data
 
 
 def test_digits_is_a_fixed_split_of_real_grey_digits():

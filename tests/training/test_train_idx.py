@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from datasets import ClassLabel, Image
 
-from dems_training import UserInputError, data_sets
-from dems_training.data_sets import FASHION_MNIST_NAMES, load_data
-from dems_training.idx import IdxFormatError, load_idx_release, read_idx
+from dems_training import UserInputError
+from dems_training.data import loading
+from dems_training.data.idx import IdxFormatError, load_idx_release, read_idx
+from dems_training.data.loading import FASHION_MNIST_NAMES, load_data
 
 
 def idx_bytes(array: np.ndarray, magic_type: int = 0x08) -> bytes:
@@ -163,11 +164,11 @@ def offline_fashion_mnist(monkeypatch):
     """--dataset fashion_mnist with the Hub unreachable and its IDX default folder moved to `folder`."""
 
     def move_default_dir(folder):
-        preset = data_sets.DATASET_PRESETS["fashion_mnist"]
+        preset = loading.DATASET_PRESETS["fashion_mnist"]
         release = dataclasses.replace(preset.idx_release, default_dir=str(folder))
         moved = dataclasses.replace(preset, idx_release=release)
-        monkeypatch.setitem(data_sets.DATASET_PRESETS, "fashion_mnist", moved)
-        monkeypatch.setattr(data_sets, "load_hub_dataset", _hub_unreachable)
+        monkeypatch.setitem(loading.DATASET_PRESETS, "fashion_mnist", moved)
+        monkeypatch.setattr(loading, "load_hub_dataset", _hub_unreachable)
 
     return move_default_dir
 

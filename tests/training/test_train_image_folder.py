@@ -12,7 +12,7 @@ from PIL import Image
 import train
 from benchmarks import image_folder_check
 from dems_training import UserInputError
-from dems_training.data_sets import load_data
+from dems_training.data.loading import load_data
 
 
 def write_images(folder, counts: dict[str, int], size=8):

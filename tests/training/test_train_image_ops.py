@@ -11,15 +11,15 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from benchmarks import baseline_transforms
-from dems_training import image_ops
-from dems_training.augmentation import (
+from dems_training.augmentation import image_ops
+from dems_training.augmentation.transforms import (
     AugmentationSchedule,
     RandomResizedCropFlip,
     ResizeNormalize,
     ScheduledAugmentation,
     random_resized_crop_box,
 )
-from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
+from dems_training.data.torch_data import ProcessorTransform, TransformedImageDataset
 from modeling_dems import DemsImageProcessor
 
 

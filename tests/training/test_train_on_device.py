@@ -13,10 +13,10 @@ from train_helpers import tiny_run_args
 
 import train
 from configuration_dems import DemsConfig
-from dems_training.augmentation import RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
-from dems_training.batch_augmentation import BatchAugmentation
-from dems_training.input_pipeline import build_input_pipeline
-from dems_training.mixup import MixupCutmixCollator, default_collator
+from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator
+from dems_training.augmentation.on_device import BatchAugmentation
+from dems_training.augmentation.pipeline import build_input_pipeline
+from dems_training.augmentation.transforms import RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
 from modeling_dems import DemsImageProcessor
 
 

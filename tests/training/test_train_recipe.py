@@ -5,7 +5,7 @@ import pytest
 import train
 from dems_training import UserInputError
 from dems_training.config_overrides import parse_config_overrides
-from dems_training.data_sets import DATASET_PRESETS
+from dems_training.data.loading import DATASET_PRESETS
 from dems_training.recipe import DATASET_RECIPES, augmentation_p0_for, recipe_defaults, recipe_for
 
 

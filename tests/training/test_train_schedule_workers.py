@@ -8,7 +8,7 @@ import pytest
 from train_helpers import tiny_run_args
 
 import train
-from dems_training.augmentation import ScheduledAugmentation
+from dems_training.augmentation.transforms import ScheduledAugmentation
 
 
 TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6

@@ -17,8 +17,8 @@ from transformers import TrainingArguments, ViTForImageClassification, pipeline
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 import train
 from dems_training import UserInputError
-from dems_training.augmentation import AugmentationSchedule
-from dems_training.data_sets import balanced_subset
+from dems_training.augmentation.transforms import AugmentationSchedule
+from dems_training.data.loading import balanced_subset
 from dems_training.modeling import vit_config_matching
 from dems_training.outputs import SUMMARY_FILE
 from dems_training.trainer import DemsTrainer
