@@ -80,9 +80,10 @@ def supported_drop_path_rate(architecture: str, drop_path_rate: float) -> float:
     return drop_path_rate
 
 
-def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]):
+def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
     """A `DemsForImageClassification`, or a `ViTForImageClassification` for a new `--architecture vit` model. A new
-    model is the data set's preset and shape (`data_set_recipe`, recipe.py) unless --model_preset names another."""
+    model is the data set's model preset and shape (`dataset_entry`, data/table.py) unless --model_preset names
+    another."""
     path = model_args.model_name_or_path
     if model_args.architecture not in ARCHITECTURES:
         raise UserInputError(f"--architecture={model_args.architecture!r} must be one of {ARCHITECTURES}.")
@@ -95,11 +96,11 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
         "attention_probs_dropout_prob": recipe_args.attention_probs_dropout_prob,
     }
     if path is None:
-        name = model_args.model_preset or data_set_recipe.model_preset
+        name = model_args.model_preset or dataset_entry.model_preset
         if name not in DEMS_PRESETS:
             raise UserInputError(f"--model_preset={name!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
         # The data set's shape adjustments go with its default preset only: a preset the user names is taken as is.
-        shape = data_set_recipe.config_overrides if model_args.model_preset is None else {}
+        shape = dataset_entry.config_overrides if model_args.model_preset is None else {}
         try:
             config = DemsConfig.from_preset(
                 name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
@@ -154,9 +155,9 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
     return model
 
 
-def build_image_processor(model_name_or_path: str | None, config, data_set_recipe) -> DemsImageProcessor:
+def build_image_processor(model_name_or_path: str | None, config, dataset_entry) -> DemsImageProcessor:
     """The checkpoint's processor when it has one, else one for the config and the data set's normalisation and
-    processor settings (`data_set_recipe`, recipe.py)."""
+    processor settings (`dataset_entry`, data/table.py)."""
     if model_name_or_path and not model_name_or_path.endswith(".pth"):
         try:
             return AutoImageProcessor.from_pretrained(model_name_or_path)
@@ -164,7 +165,7 @@ def build_image_processor(model_name_or_path: str | None, config, data_set_recip
             logger.info(f"{model_name_or_path} has no image processor; building one from the config")
     return DemsImageProcessor.from_model_config(
         config,
-        image_mean=list(data_set_recipe.image_mean),
-        image_std=list(data_set_recipe.image_std),
-        **data_set_recipe.processor_overrides,
+        image_mean=list(dataset_entry.image_mean),
+        image_std=list(dataset_entry.image_std),
+        **dataset_entry.processor_overrides,
     )

@@ -15,7 +15,6 @@ operations, normalisation and mixing run batched on the training device (batch_a
 
 import math
 import random
-from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -32,6 +31,7 @@ from .image_ops import (
     resize_crop,
     solarize,
 )
+from .schedule import AugmentationSchedule, EpochScheduled
 
 
 def mode_for_channels(num_channels: int) -> str:
@@ -50,59 +50,6 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode in ("RGBA", "LA", "P") and mode == "RGB":
         return image.convert("RGBA").convert("RGB")
     return image.convert(mode)
-
-
-@dataclass(frozen=True)
-class AugmentationSchedule:
-    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize (p0 throughout
-    when `decaying` is False)."""
-
-    color_jitter_p0: float = 0.6
-    grayscale_p0: float = 0.6
-    solarize_p0: float = 0.6
-    decaying: bool = True  # False: p(e) = p0 for every epoch (the ablation without the schedule)
-
-    def __post_init__(self):
-        for name in ("color_jitter_p0", "grayscale_p0", "solarize_p0"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"AugmentationSchedule.{name}={value} must be a probability in [0, 1].")
-
-    @staticmethod
-    def decay(p0: float, epoch: float, total_epochs: float) -> float:
-        if total_epochs <= 0:
-            return p0
-        return 0.5 * p0 * (1.0 + math.cos(math.pi * epoch / total_epochs))
-
-    def probabilities(self, epoch: float, total_epochs: float) -> dict[str, float]:
-        if not self.decaying:
-            total_epochs = 0  # decay() then returns p0
-        return {
-            "color_jitter": self.decay(self.color_jitter_p0, epoch, total_epochs),
-            "grayscale": self.decay(self.grayscale_p0, epoch, total_epochs),
-            "solarize": self.decay(self.solarize_p0, epoch, total_epochs),
-        }
-
-
-class EpochScheduled:
-    """The schedule and the epoch it is at, for a transform on the CPU (read in every data loader worker) or on the
-    training device (read in the main process). Call `start_schedule` from `__init__`."""
-
-    def start_schedule(self, schedule: AugmentationSchedule | None) -> None:
-        self.schedule = schedule
-        # [epoch, total epochs] in shared memory: written by the main process, read by every worker.
-        self._epoch_state = torch.zeros(2, dtype=torch.float64).share_memory_()
-
-    def set_epoch(self, epoch: float, total_epochs: float) -> None:
-        self._epoch_state[0] = float(epoch)
-        self._epoch_state[1] = float(total_epochs)
-
-    @property
-    def epoch(self) -> tuple[float, float]:
-        return float(self._epoch_state[0]), float(self._epoch_state[1])
-
-    def current_probabilities(self) -> dict[str, float]:
-        return self.schedule.probabilities(*self.epoch)
 
 
 def random_resized_crop_box(width: int, height: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple:

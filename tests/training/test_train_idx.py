@@ -10,9 +10,10 @@ import pytest
 from datasets import ClassLabel, Image
 
 from dems_training import UserInputError
-from dems_training.data import loading
+from dems_training.data import loading, table
 from dems_training.data.idx import IdxFormatError, load_idx_release, read_idx
-from dems_training.data.loading import FASHION_MNIST_NAMES, load_data
+from dems_training.data.loading import load_data
+from dems_training.data.table import FASHION_MNIST_NAMES
 
 
 def idx_bytes(array: np.ndarray, magic_type: int = 0x08) -> bytes:
@@ -164,10 +165,10 @@ def offline_fashion_mnist(monkeypatch):
     """--dataset fashion_mnist with the Hub unreachable and its IDX default folder moved to `folder`."""
 
     def move_default_dir(folder):
-        preset = loading.DATASET_PRESETS["fashion_mnist"]
-        release = dataclasses.replace(preset.idx_release, default_dir=str(folder))
-        moved = dataclasses.replace(preset, idx_release=release)
-        monkeypatch.setitem(loading.DATASET_PRESETS, "fashion_mnist", moved)
+        entry = table.DATASET_ENTRIES["fashion_mnist"]
+        release = dataclasses.replace(entry.idx_release, default_dir=str(folder))
+        moved = dataclasses.replace(entry, idx_release=release)
+        monkeypatch.setitem(table.DATASET_ENTRIES, "fashion_mnist", moved)
         monkeypatch.setattr(loading, "load_hub_dataset", _hub_unreachable)
 
     return move_default_dir

@@ -5,12 +5,12 @@ import pytest
 import train
 from dems_training import UserInputError
 from dems_training.config_overrides import parse_config_overrides
-from dems_training.data.loading import DATASET_PRESETS
-from dems_training.recipe import DATASET_RECIPES, augmentation_p0_for, recipe_defaults, recipe_for
+from dems_training.data.table import DATASET_ENTRIES, GENERIC_ENTRY, dataset_entry
+from dems_training.recipe import augmentation_p0_for, recipe_defaults
 
 
 def parse(argv, monkeypatch):
-    """The four argument groups, without the data set's recipe entry parse_arguments also returns."""
+    """The four argument groups, without the data-set entry parse_arguments also returns."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     *groups, _ = train.parse_arguments(argv)
     return groups
@@ -69,10 +69,10 @@ def test_per_device_batch_alone_sets_the_global_batch_and_the_lr():
     assert defaults["global_batch_size"] == 32 and defaults["learning_rate"] == pytest.approx(5e-4 * 32 / 256)
 
 
-def test_digits_preset_shortens_the_recipe_but_flags_still_win(monkeypatch):
+def test_digits_entry_shortens_the_recipe_but_flags_still_win(monkeypatch):
     _, data, recipe, args = parse(["--output_dir", "x"], monkeypatch)
     assert data.dataset == "digits"
-    overrides = DATASET_RECIPES["digits"].recipe_overrides
+    overrides = DATASET_ENTRIES["digits"].recipe_overrides
     assert args.num_train_epochs == overrides["num_train_epochs"]
     assert recipe.global_batch_size == overrides["global_batch_size"]
     _, _, _, args = parse(["--output_dir", "x", "--num_train_epochs", "2"], monkeypatch)
@@ -124,11 +124,12 @@ def test_augmentation_p0_follows_the_model_width():
     assert augmentation_p0_for(384) == 0.8  # small
 
 
-def test_every_data_set_preset_has_a_recipe_entry_and_parse_arguments_hands_it_on(monkeypatch):
-    assert set(DATASET_RECIPES) == set(DATASET_PRESETS)
-    assert recipe_for("caltech101", None).model_preset == "tiny-256"
+def test_one_entry_per_data_set_and_parse_arguments_hands_it_on(monkeypatch):
+    assert dataset_entry("caltech101", None).model_preset == "tiny-256"
+    assert dataset_entry("cifar100", None).label_column == "fine_label"
     # --train_dir with the default --dataset: the user's folders, not digits' small model
-    assert recipe_for("digits", "folders") == recipe_for("some/hub-id", None) != DATASET_RECIPES["digits"]
+    assert dataset_entry("digits", "folders") is dataset_entry("some/hub-id", None) is GENERIC_ENTRY
+    assert GENERIC_ENTRY != DATASET_ENTRIES["digits"]
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    *_, data_set_recipe = train.parse_arguments(["--dataset", "cifar100", "--output_dir", "x"])
-    assert data_set_recipe is DATASET_RECIPES["cifar100"]
+    *_, entry = train.parse_arguments(["--dataset", "cifar100", "--output_dir", "x"])
+    assert entry is DATASET_ENTRIES["cifar100"]

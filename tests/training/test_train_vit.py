@@ -18,7 +18,7 @@ import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for p
 import train
 from dems_training import UserInputError
 from dems_training.augmentation.transforms import AugmentationSchedule
-from dems_training.data.loading import balanced_subset
+from dems_training.data.subsets import balanced_subset
 from dems_training.modeling import vit_config_matching
 from dems_training.outputs import SUMMARY_FILE
 from dems_training.trainer import DemsTrainer
