@@ -330,7 +330,7 @@ def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset
         preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
         processing_class=image_processor,
         callbacks=callbacks,
-        batch_augmentation=pipeline.batch_augmentation,
+        device_augmentation=pipeline.device_augmentation,
         decay_all_parameters=recipe_args.decay_all_parameters,
         epoch_schedule=epoch_schedule_for(recipe_args),
     )

@@ -59,12 +59,12 @@ from benchmarks.harness import FOREIGN_LOAD, synchronize  # noqa: E402
 from benchmarks.throughput import cpu_model  # noqa: E402
 from dems_training import UserInputError, run_command  # noqa: E402
 from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator  # noqa: E402
-from dems_training.augmentation.on_device import BatchAugmentation  # noqa: E402
+from dems_training.augmentation.on_device import DeviceAugmentation  # noqa: E402
 from dems_training.augmentation.pipeline import eval_transform_for  # noqa: E402
+from dems_training.augmentation.schedule import AugmentationSchedule  # noqa: E402
 from dems_training.augmentation.transforms import (  # noqa: E402
-    AugmentationSchedule,
+    CpuAugmentation,
     RandomResizedCropFlip,
-    ScheduledAugmentation,
 )
 from dems_training.data.torch_data import TransformedImageDataset  # noqa: E402
 from modeling_dems import DemsImageProcessor  # noqa: E402
@@ -225,7 +225,7 @@ def time_on_device(size: int, images: list, args) -> dict:
     ]
     labels = torch.arange(args.batch_size, device=device) % 10
     mixer = MixupCutmixCollator(num_classes=SIZES[size]["classes"])
-    augmentation = BatchAugmentation(MEAN, STD, schedule=AugmentationSchedule(P0, P0, P0), mixer=mixer)
+    augmentation = DeviceAugmentation(MEAN, STD, schedule=AugmentationSchedule(P0, P0, P0), mixer=mixer)
     augmentation.set_epoch(args.epoch, args.total_epochs)
 
     def run(batch):
@@ -266,10 +266,10 @@ def bench_size(size: int, iters: int, args) -> dict:
     images = [decode(data) for data in encoded]
     schedule = AugmentationSchedule(P0, P0, P0)
     processor = DemsImageProcessor(image_mean=list(MEAN), image_std=list(STD), **spec["processor"])
-    implementations = {"new": (ScheduledAugmentation(size, MEAN, STD, schedule=schedule),
+    implementations = {"new": (CpuAugmentation(size, MEAN, STD, schedule=schedule),
                                eval_transform_for(processor))}
     if not args.skip_baseline:
-        implementations["baseline"] = (baseline.BaselineScheduledAugmentation(size, MEAN, STD, schedule=schedule),
+        implementations["baseline"] = (baseline.BaselineCpuAugmentation(size, MEAN, STD, schedule=schedule),
                                        baseline.ProcessorTransform(processor))
     result = {"source": f"{spec['source'][0]}x{spec['source'][1]} {spec['format']}", "iters": iters,
               "decode": time_stages([("decode", decode)], encoded, iters, args)}

@@ -11,12 +11,11 @@ config and its image processor.
 import logging
 from dataclasses import dataclass, field
 
-from ..data.torch_data import ProcessorTransform
 from ..recipe import augmentation_p0_for
 from .mixup import MixupCutmixCollator, default_collator
-from .on_device import BatchAugmentation
+from .on_device import DeviceAugmentation
 from .schedule import AugmentationSchedule, AugmentationScheduleCallback
-from .transforms import RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
+from .transforms import CpuAugmentation, ProcessorTransform, RandomResizedCropFlip, ResizeNormalize
 
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ class InputPipeline:
     train_transform: object
     eval_transform: object
     train_collator: object
-    batch_augmentation: BatchAugmentation | None = None
+    device_augmentation: DeviceAugmentation | None = None
     callbacks: list = field(default_factory=list)
 
 
@@ -70,10 +69,10 @@ def build_input_pipeline(recipe_args, config, image_processor) -> InputPipeline:
             transform = RandomResizedCropFlip(size, channels, **crop)
         else:
             transform = ResizeNormalize(size, mean, std, channels, normalize=False)
-        on_device = BatchAugmentation(mean, std, channels, schedule=schedule, mixer=mixer)
+        on_device = DeviceAugmentation(mean, std, channels, schedule=schedule, mixer=mixer)
         callbacks = [AugmentationScheduleCallback(on_device)] if schedule is not None else []
         return InputPipeline(transform, eval_transform, default_collator, on_device, callbacks)
     if schedule is not None:
-        transform = ScheduledAugmentation(size, mean, std, channels, schedule=schedule, **crop)
+        transform = CpuAugmentation(size, mean, std, channels, schedule=schedule, **crop)
         return InputPipeline(transform, eval_transform, mixer, None, [AugmentationScheduleCallback(transform)])
     return InputPipeline(ResizeNormalize(size, mean, std, channels), eval_transform, mixer)

@@ -46,7 +46,7 @@ class AugmentationSchedule:
         }
 
 
-class EpochScheduled:
+class ScheduleFollower:
     """The schedule and the epoch it is at, for a transform on the CPU (read in every data loader worker) or on the
     training device (read in the main process). Call `start_schedule` from `__init__`."""
 

@@ -10,7 +10,7 @@ which PyTorch seeds differently in every worker and Trainer seeds in the main pr
 
 The per-image work is in image_ops.py (uint8 throughout; float32 only for the normalised output). With
 `--augment_on_device` the CPU keeps the crop, resize and flip (`RandomResizedCropFlip`, uint8 out) and the colour
-operations, normalisation and mixing run batched on the training device (batch_augmentation.py).
+operations, normalisation and mixing run batched on the training device (on_device.py).
 """
 
 import math
@@ -31,7 +31,7 @@ from .image_ops import (
     resize_crop,
     solarize,
 )
-from .schedule import AugmentationSchedule, EpochScheduled
+from .schedule import AugmentationSchedule, ScheduleFollower
 
 
 def mode_for_channels(num_channels: int) -> str:
@@ -84,7 +84,7 @@ def hflip(pixels: torch.Tensor) -> torch.Tensor:
 
 class RandomResizedCropFlip:
     """Random resized crop (bicubic) and horizontal flip on uint8: PIL image in, uint8 (C, S, S) tensor out. The
-    CPU's share of `--augment_on_device`, and the first and last steps of `ScheduledAugmentation`."""
+    CPU's share of `--augment_on_device`, and the first and last steps of `CpuAugmentation`."""
 
     def __init__(self, size: int, num_channels: int = 3, crop_scale: tuple = (0.2, 1.0), hflip_prob: float = 0.5):
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
@@ -107,7 +107,7 @@ class RandomResizedCropFlip:
         return self.random_flip(as_tensor(self.random_crop(image)))
 
 
-class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
+class CpuAugmentation(RandomResizedCropFlip, ScheduleFollower):
     """The pretrain train transform: PIL image in, normalised (C, S, S) float tensor out. Colour operations run in
     PIL on uint8, and only on the images they are drawn for."""
 
@@ -211,3 +211,13 @@ class ResizeNormalize:
             top, left = (self.size[0] - height) // 2, (self.size[1] - width) // 2
             pixels = pixels[:, top:top + height, left:left + width]
         return pixels
+
+
+class ProcessorTransform:
+    """The image processor as a per-image transform: the eval path is exactly what `pipeline` will do."""
+
+    def __init__(self, image_processor):
+        self.image_processor = image_processor
+
+    def __call__(self, image) -> torch.Tensor:
+        return self.image_processor(image, return_tensors="pt")["pixel_values"][0]

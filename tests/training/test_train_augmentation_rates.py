@@ -1,5 +1,5 @@
 """Over many images, each scheduled operation runs at its scheduled probability, at two epochs, in the CPU path
-(`ScheduledAugmentation`) and in the on-device path (`RandomResizedCropFlip` on the CPU, then `BatchAugmentation`).
+(`CpuAugmentation`) and in the on-device path (`RandomResizedCropFlip` on the CPU, then `DeviceAugmentation`).
 
 Each operation is counted where it is applied (the module functions are wrapped), so a decision drawn but not acted
 on would show. Tolerance: four standard errors of a binomial rate, 4 sqrt(p (1 - p) / n), which a correct draw
@@ -15,8 +15,9 @@ from PIL import Image
 
 from dems_training.augmentation import on_device as on_device_ops
 from dems_training.augmentation import transforms
-from dems_training.augmentation.on_device import BatchAugmentation
-from dems_training.augmentation.transforms import AugmentationSchedule, RandomResizedCropFlip, ScheduledAugmentation
+from dems_training.augmentation.on_device import DeviceAugmentation
+from dems_training.augmentation.schedule import AugmentationSchedule
+from dems_training.augmentation.transforms import CpuAugmentation, RandomResizedCropFlip
 
 
 SCHEDULE = AugmentationSchedule(color_jitter_p0=0.8, grayscale_p0=0.6, solarize_p0=0.4)  # three different rates
@@ -71,7 +72,7 @@ def test_cpu_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, epoch)
         "solarize": Counter(monkeypatch, transforms, "solarize"),
         "hflip": Counter(monkeypatch, transforms, "hflip"),
     }
-    transform = ScheduledAugmentation(8, (0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
+    transform = CpuAugmentation(8, (0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
     transform.set_epoch(epoch, TOTAL_EPOCHS)
     random.seed(epoch)
     for _ in range(IMAGES):
@@ -93,7 +94,7 @@ def test_on_device_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, 
         "hflip": Counter(monkeypatch, transforms, "hflip"),  # on the CPU, in the workers
     }
     cpu_part = RandomResizedCropFlip(8)
-    on_device = BatchAugmentation((0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
+    on_device = DeviceAugmentation((0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
     on_device.set_epoch(epoch, TOTAL_EPOCHS)
     random.seed(epoch)
     torch.manual_seed(epoch)

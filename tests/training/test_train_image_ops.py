@@ -12,14 +12,15 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from benchmarks import baseline_transforms
 from dems_training.augmentation import image_ops
+from dems_training.augmentation.schedule import AugmentationSchedule
 from dems_training.augmentation.transforms import (
-    AugmentationSchedule,
+    CpuAugmentation,
+    ProcessorTransform,
     RandomResizedCropFlip,
     ResizeNormalize,
-    ScheduledAugmentation,
     random_resized_crop_box,
 )
-from dems_training.data.torch_data import ProcessorTransform, TransformedImageDataset
+from dems_training.data.torch_data import TransformedImageDataset
 from modeling_dems import DemsImageProcessor
 
 
@@ -378,7 +379,7 @@ def test_scheduled_augmentation_matches_the_old_one_where_nothing_random_is_left
     they differ only by the resize (the box cut out first, as torchvision does, rather than PIL's box argument that
     reads past its edges): within one level away from the border."""
     mean, std = (0.5,) * 3, (0.25,) * 3
-    fast, old = ScheduledAugmentation(64, mean, std), baseline.BaselineScheduledAugmentation(64, mean, std)
+    fast, old = CpuAugmentation(64, mean, std), baseline.BaselineCpuAugmentation(64, mean, std)
     for transform in (fast, old):
         transform.set_epoch(10, 10)
     image = smooth_image(120, 160)
@@ -431,7 +432,7 @@ def test_a_batch_read_gives_what_one_read_per_row_gives():
 
 
 def test_schedule_reaches_the_probabilities_the_transform_reads():
-    transform = ScheduledAugmentation(16, (0.5,) * 3, (0.5,) * 3, schedule=AugmentationSchedule(0.8, 0.6, 0.4))
+    transform = CpuAugmentation(16, (0.5,) * 3, (0.5,) * 3, schedule=AugmentationSchedule(0.8, 0.6, 0.4))
     transform.set_epoch(3, 12)
     factor = 0.5 * (1 + math.cos(math.pi * 3 / 12))
     assert transform.current_probabilities() == pytest.approx(

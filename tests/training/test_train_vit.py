@@ -17,7 +17,7 @@ from transformers import TrainingArguments, ViTForImageClassification, pipeline
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 import train
 from dems_training import UserInputError
-from dems_training.augmentation.transforms import AugmentationSchedule
+from dems_training.augmentation.schedule import AugmentationSchedule
 from dems_training.data.subsets import balanced_subset
 from dems_training.modeling import vit_config_matching
 from dems_training.outputs import SUMMARY_FILE
