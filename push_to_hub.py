@@ -263,11 +263,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """0 on success; 2 after a user error (one line on stderr, as every command of the project); 1 when the Hub
     fails (one line too). Anything else is a bug and keeps its traceback."""
-    try:
-        return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv)
-    except HubError as error:
-        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
-        return HUB_ERROR_EXIT_CODE
+    return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv, {HubError: HUB_ERROR_EXIT_CODE})
 
 
 if __name__ == "__main__":

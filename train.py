@@ -33,7 +33,7 @@ import datasets
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from dems_training import UserInputError, report_user_error
+from dems_training import UserInputError, run_command
 from dems_training.augmentation.mixup import default_collator
 from dems_training.augmentation.pipeline import InputPipeline, build_input_pipeline
 from dems_training.cpu_memory import keep_freed_memory
@@ -425,12 +425,8 @@ def run(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(sys.argv[1:] if argv is None else argv)
-    except UserInputError as error:
-        # What the user asked for cannot work: one line, no stack trace.
-        return report_user_error("train.py", error)
-    return 0
+    """0 on success; 2 after a user error, printed in one line (`run_command`)."""
+    return run_command(run, "train.py", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,28 @@ logger = logging.getLogger(__name__)
 
 
 def label_fields(class_names: list[str]) -> dict:
+    """The config fields that name the classes: their count and both directions of the id <-> name map."""
     return {
         "num_labels": len(class_names),
         "id2label": dict(enumerate(class_names)),
         "label2id": {name: i for i, name in enumerate(class_names)},
-        # Soft mixup/cutmix targets are read as soft cross-entropy only under this problem type.
-        "problem_type": "single_label_classification",
     }
+
+
+def training_label_fields(class_names: list[str]) -> dict:
+    """`label_fields` for a model this project trains: soft mixup / cutmix targets are read as soft cross-entropy
+    only under the single-label problem type."""
+    return {**label_fields(class_names), "problem_type": "single_label_classification"}
+
+
+def processor_for_config(config, image_mean=None, image_std=None, **settings) -> DemsImageProcessor:
+    """The image processor a model of `config` was built for (resize to its image size, bicubic as the reference's
+    evaluation; its channel count), normalised with `image_mean` / `image_std` (default: ImageNet's). One value
+    stands for every channel; it is passed as a number, since transformers wants a list as long as the channels.
+    `settings` add or replace processor settings (e.g. a centre crop)."""
+    normalisation = {"image_mean": image_mean, "image_std": image_std}
+    normalisation = {k: v[0] if len(v) == 1 else list(v) for k, v in normalisation.items() if v is not None}
+    return DemsImageProcessor.from_model_config(config, **normalisation, **settings)
 
 
 ARCHITECTURES = ("dems", "vit")
@@ -103,7 +118,7 @@ def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
         shape = dataset_entry.config_overrides if model_args.model_preset is None else {}
         try:
             config = DemsConfig.from_preset(
-                name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
+                name, **{**shape, **overrides, **regularisation, **training_label_fields(class_names)}
             )
         except (ValueError, TypeError, StrictDataclassError) as error:
             raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
@@ -125,7 +140,7 @@ def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
                     f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
                 )
             model.reset_classifier(len(class_names), id2label=dict(enumerate(class_names)))
-        model.config.update(label_fields(class_names))
+        model.config.update(training_label_fields(class_names))
         model.train()
     elif os.path.isfile(path):
         raise UserInputError(
@@ -141,7 +156,7 @@ def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
                     f"--model_name_or_path={path!r} has a {saved.num_labels}-class head but the data has "
                     f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
                 )
-            config = AutoConfig.from_pretrained(path, **hub, **regularisation, **label_fields(class_names))
+            config = AutoConfig.from_pretrained(path, **hub, **regularisation, **training_label_fields(class_names))
             model = AutoModelForImageClassification.from_pretrained(
                 path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub
             )
@@ -163,9 +178,6 @@ def build_image_processor(model_name_or_path: str | None, config, dataset_entry)
             return AutoImageProcessor.from_pretrained(model_name_or_path)
         except (OSError, ValueError):
             logger.info(f"{model_name_or_path} has no image processor; building one from the config")
-    return DemsImageProcessor.from_model_config(
-        config,
-        image_mean=list(dataset_entry.image_mean),
-        image_std=list(dataset_entry.image_std),
-        **dataset_entry.processor_overrides,
+    return processor_for_config(
+        config, dataset_entry.image_mean, dataset_entry.image_std, **dataset_entry.processor_overrides
     )

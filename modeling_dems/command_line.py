@@ -3,7 +3,7 @@ answers a mistake of its user: one line on stderr, `program: error: message`, as
 exit code 2, with no stack trace. Any other exception is a bug and keeps its traceback.
 
 It lives in the model package, the project's lowest layer, so that the converter's command line shares it while the
-package imports nothing from the training code; `dems_training` re-exports it.
+package imports nothing from the training code, which re-exports it.
 """
 
 import sys
@@ -26,10 +26,20 @@ def report_user_error(program: str, error: BaseException) -> int:
     return USER_ERROR_EXIT_CODE
 
 
-def run_command(run: Callable[[list[str] | None], object], program: str, argv: list[str] | None = None) -> int:
-    """Call `run(argv)` as the command `program`; return its exit code: 0, or 2 after a `UserInputError`."""
+def run_command(
+    run: Callable[[list[str] | None], object],
+    program: str,
+    argv: list[str] | None = None,
+    other_errors: dict[type[Exception], int] | None = None,
+) -> int:
+    """Call `run(argv)` as the command `program`; return its exit code: 0, or 2 after a `UserInputError`.
+    `other_errors` ({error type: exit code}) are errors that are not the user's yet need no traceback either (a
+    failure of the Hub: the command line was fine); they are printed the same way with their own exit code."""
     try:
         run(argv)
     except UserInputError as error:
         return report_user_error(program, error)
+    except tuple(other_errors or ()) as error:
+        report_user_error(program, error)
+        return next(code for kind, code in other_errors.items() if isinstance(error, kind))
     return 0

@@ -23,8 +23,8 @@ import shutil
 from pathlib import Path
 
 from .. import UserInputError
-from ..outputs import CURVES_FILE, SUMMARY_FILE
-from .model_card import RESULT_FILES, read_results, write_model_card
+from ..outputs import CURVES_FILE, RESULT_FILES, SUMMARY_FILE, read_results
+from .model_card import write_model_card
 from .source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
 
 

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import UserInputError
+from ..modeling import label_fields, processor_for_config
+from ..outputs import WEIGHT_FILES, weight_file_error
 
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 PROCESSOR_FILE = "preprocessor_config.json"
 MODEL_TYPE = "dems"
 JSON_TYPE_NAMES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
@@ -148,7 +144,7 @@ def load_folder(folder: Path) -> Source:
     if (folder / PROCESSOR_FILE).is_file():
         processor = load_processor(folder)
     else:
-        processor = processor_for(model.config)
+        processor = processor_for_config(model.config)
     return Source(model=model, processor=processor, name=folder.resolve().name, folder=folder)
 
 
@@ -173,29 +169,18 @@ def check_weight_files(folder: Path) -> None:
 
 
 def _check_weight_file(path: Path) -> None:
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), "pt"):
-                pass
-        except (SafetensorError, OSError) as error:
-            raise UserInputError(
-                f"cannot read {path}: it is truncated or not a safetensors file ({one_line(error)})"
-            ) from None
+    error = weight_file_error(path, safe_load=True)
+    if error is None:
         return
-    import torch
-
+    if path.suffix == ".safetensors":
+        raise UserInputError(f"cannot read {path}: it is truncated or not a safetensors file ({one_line(error)})")
     from modeling_dems.convert import unreadable_torch_file_message
 
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load fails with RuntimeError, EOFError, KeyError, UnpicklingError, ...
-        remedy = (
-            "Only the weights are needed: load the model where it was made and save it again with save_pretrained "
-            "(model.safetensors)."
-        )
-        raise UserInputError(unreadable_torch_file_message(path, error, remedy)) from None
+    remedy = (
+        "Only the weights are needed: load the model where it was made and save it again with save_pretrained "
+        "(model.safetensors)."
+    )
+    raise UserInputError(unreadable_torch_file_message(path, error, remedy))
 
 
 def load_processor(folder: Path, option: str | None = None):
@@ -228,18 +213,8 @@ def load_reference(path: Path, preset, num_labels, image_mean, image_std) -> Sou
             raise UserInputError(
                 f"{option} gives {len(values)} values but the model has {channels} channels; give 1 or {channels}"
             )
-    processor = processor_for(model.config, image_mean=image_mean, image_std=image_std)
+    processor = processor_for_config(model.config, image_mean=image_mean, image_std=image_std)
     return Source(model=model, processor=processor, name=path.stem)
-
-
-def processor_for(config, image_mean=None, image_std=None):
-    """The evaluation transform of the reference (resize to the training size, bicubic; normalise)."""
-    from modeling_dems import DemsImageProcessor
-
-    # One value stands for every channel: as a number, since transformers wants a list as long as the channels.
-    normalisation = {"image_mean": image_mean, "image_std": image_std}
-    normalisation = {k: v[0] if len(v) == 1 else v for k, v in normalisation.items() if v is not None}
-    return DemsImageProcessor.from_model_config(config, **normalisation)
 
 
 def check_processor_fits(model, processor, origin: str) -> None:
@@ -320,5 +295,4 @@ def apply_labels(model, names: list[str] | None, spec: str | None = None) -> Non
             f"--labels gives {len(names)} names but the model has {model.config.num_labels} classes (the "
             f"classifier head's num_labels); --labels {spec} must name each class once"
         )
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {name: i for i, name in enumerate(names)}
+    model.config.update(label_fields(names))

@@ -6,7 +6,8 @@ import json
 from huggingface_hub import ModelCard
 
 from configuration_dems import DemsConfig
-from dems_training.hub.model_card import find_metric, read_results, render_model_card
+from dems_training.hub.model_card import find_metric, render_model_card
+from dems_training.outputs import read_results
 
 
 def config():
