@@ -1,6 +1,6 @@
-"""The train and held-out transforms as they were before issue 11 made them fast, frozen here so that
-`input_pipeline.py --baseline` times "today's code" in the same run as the new one (git history is not importable),
-and so that tests can check the fast path against it. Do not speed this file up.
+"""The train and held-out transforms in their first, plain form (PIL operations as documented, one row read per
+image), frozen here so that `input_pipeline.py` times the fast path against it in the same run (git history is not
+importable), and so that tests can check the fast path against it bit for bit. Do not speed this file up.
 
 What the fast path left unchanged (the schedule, the crop box, the mode conversion, the image processor) is imported
 rather than copied: it is the same code on both sides of the comparison.
@@ -105,6 +105,6 @@ class BaselineResizeNormalize:
 
 
 class BaselineTransformedImageDataset(TransformedImageDataset):
-    """The data set as before: one row read per image (DataLoader falls back to `__getitem__`)."""
+    """The data set read one row per image (DataLoader falls back to `__getitem__`)."""
 
     __getitems__ = None

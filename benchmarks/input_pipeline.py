@@ -1,6 +1,6 @@
 """Input pipeline benchmark: images per second per core of the train and held-out transforms, stage by stage, the
-code as it was before issue 11 (benchmarks/baseline_transforms.py, "baseline") against today's ("new") in the same
-run, and the data loader's images per second with 0, 1 and 2 workers.
+frozen slow implementation (benchmarks/baseline_transforms.py, "baseline") against the project's ("new") in the
+same run, and the data loader's images per second with 0, 1 and 2 workers.
 
 Images, the same bytes for both implementations, synthetic (gradients, rectangles and noise, from --seed):
   32 px:  CIFAR-like, 32 x 32 RGB stored as PNG (as the Hub's CIFAR-10/100 store them), model input 32; held-out:
@@ -24,7 +24,7 @@ Per-image figures are this process's CPU time (`--clock cpu`, the default): 1 / 
 whatever else the machine runs, and the "load" recorded with each is other processes' share of the CPUs meanwhile.
 The loader figures are wall-clock images per second of a DataLoader over a `datasets.Dataset` of the encoded images
 (train transform and collator, as train.py builds them), so they need a quiet machine; the baseline loader reads one
-row per image, as before.
+row per image, as the frozen implementation did.
 
     python benchmarks/input_pipeline.py --json runs/input_pipeline.json
     python benchmarks/input_pipeline.py --sizes 256 --skip_loader --iters 100 --repeats 1   # quick look

@@ -98,9 +98,9 @@ def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes
 
     On CUDA each process gets its share of the node's cores less one (its own: it launches the GPU work), at least
     one worker; workers persist across epochs (no re-forking, the schedule reaches them through shared memory) and
-    batches are pinned for asynchronous copies. On the CPU the loading stays in the training process: a tiny-32
-    training step of 32 images takes about 7 s there (benchmarks/RESULTS.md) and their transforms a few
-    milliseconds, so workers would only take cores from the model."""
+    batches are pinned for asynchronous copies. On the CPU the loading stays in the training process: a training
+    step there takes thousands of times longer than its images' transforms (benchmarks/RESULTS.md), so workers
+    would only take cores from the model."""
     if use_cuda:
         workers = min(max(cpus // max(local_processes, 1) - 1, 1), MAX_DEFAULT_WORKERS)
     else:

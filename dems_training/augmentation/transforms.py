@@ -1,12 +1,12 @@
-"""Image transforms without torchvision (PIL, NumPy and torch on uint8), and the DEMS augmentation schedule.
+"""Per-image transforms without torchvision (PIL, NumPy and torch on uint8): PIL image in, (C, S, S) tensor out.
 
-Pretrain train transform, rebuilt every epoch e of E in the reference:
+`CpuAugmentation` is the pretrain train transform, the reference's
     RandomResizedCrop(S, scale (0.2, 1), bicubic) -> colour jitter with prob p(e) -> greyscale with prob p(e)
     -> solarize with prob p(e) -> horizontal flip (0.5) -> tensor -> normalise,
-    p(e) = 0.5 * p0 * (1 + cos(pi * e / E)).
-Here the transform is built once and reads the epoch from a shared-memory tensor, so data loader workers (forked or
-spawned, persistent or not) see every `set_epoch` the main process makes. Randomness comes from Python's `random`,
-which PyTorch seeds differently in every worker and Trainer seeds in the main process.
+with p(e) from the augmentation schedule (schedule.py). Randomness comes from Python's `random`, which PyTorch seeds
+differently in every data loader worker and Trainer seeds in the main process. `ResizeNormalize` is the finetune
+train transform and the held-out one; `ProcessorTransform` runs the image processor itself where no fast equivalent
+exists.
 
 The per-image work is in image_ops.py (uint8 throughout; float32 only for the normalised output). With
 `--augment_on_device` the CPU keeps the crop, resize and flip (`RandomResizedCropFlip`, uint8 out) and the colour

@@ -46,8 +46,8 @@ def test_reports_reference_flops_for_both_attention_implementations(throughput, 
     for result in results:
         assert result["preset"] == "tiny-32" and result["batch_size"] == 1 and result["dtype"] == "fp32"
         assert "memory_bytes" not in result
-        # ARCHITECTURE.md: tiny at 32/2 costs 2.03 GMACs per image. SDPA must be credited with the attention
-        # products too (the flop counter has no formula for the CPU flash kernel).
+        # docs/architecture.md, reference figures: tiny at 32/2 costs 2.03 GMACs per image. SDPA must be credited
+        # with the attention products too (the flop counter has no formula for the CPU flash kernel).
         assert round(result["inference"]["flops"] / 2 / 1e9, 2) == 2.03
         # Backward is about twice the forward; the first convolutions need no input gradient, so slightly less.
         ratio = result["train"]["flops"] / result["inference"]["flops"]

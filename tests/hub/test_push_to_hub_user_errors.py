@@ -1,8 +1,8 @@
 """push_to_hub.py's user errors: each is one line on stderr (`push_to_hub.py: error: ...`) naming the option or file,
 the value and the rule, exit code 2, no stack trace, and nothing the user gave is changed: every file under the
 test's folder (the source, label files, checkpoints, an existing --local_dir) keeps its bytes and mtime, and no
-file or folder appears. Most cases used to print a traceback, to exit 0 with a wrong repository, or (--local_dir
-inside the source) to write into the folder being pushed.
+file or folder appears: neither a traceback, nor exit code 0 with a wrong repository, nor (--local_dir inside the
+source) a write into the folder being pushed.
 
 The inputs are made here: real files cut short, JSON written half, configs edited by hand."""
 
@@ -627,7 +627,7 @@ def test_the_command_line_prints_one_line_where_transformers_would_print_a_repor
 
 
 def test_label_json_object_names_the_classes_by_id(tmp_path, saved, capfd):
-    # As convert's --id2label: {"0": name, ...}; it used to give the classes the names "0", "1", "2".
+    # As convert's --id2label: {"0": name, ...}, read by id, not as the names "0", "1", "2".
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", json.dumps({"1": "dog", "0": "cat", "2": "bird"}))
     code = push_to_hub.main([str(model), "--labels", str(labels), "--local_dir", str(tmp_path / "out")])

@@ -224,7 +224,7 @@ def test_a_checkpoint_the_safe_loader_refuses_is_explained_without_weights_only_
     ],
 )
 def test_label_files_that_do_not_fit_the_head_are_refused(small_checkpoint, tmp_path, capsys, labels, message):
-    # 3 names for a 5-class head used to exit 0 and drop the names.
+    # 3 names for a 5-class head must not be dropped silently with exit code 0.
     labels_file = tmp_path / "labels.json"
     if labels is not None:
         labels_file.write_text(labels)

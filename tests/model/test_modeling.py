@@ -8,7 +8,7 @@ from modeling_dems import DemsConfig, DemsForImageClassification, DemsModel
 from modeling_dems.modeling_dems import group_grid_by_region, sincos_position_embedding_2d
 
 
-# ARCHITECTURE.md section 7: trainable parameters of the reference presets.
+# docs/architecture.md, reference figures: trainable parameters of the reference presets.
 REFERENCE_PARAMETER_COUNTS = [
     ("tiny-32", 10, 5_582_888),
     ("tiny-32", 100, 5_600_258),

@@ -118,7 +118,7 @@ def test_sigkill_then_torn_newest_checkpoint_falls_back_to_the_one_before(tmp_pa
 
     result = run_train_script(resumable_args(output_dir), env)
     log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]  # it used to stop with a JSONDecodeError at every rerun
+    assert result.returncode == 0, log[-3000:]  # not a JSONDecodeError at every rerun
     warning = log.split(f"{newest} is incomplete and cannot be resumed (")[1].splitlines()[0]
     for name in ("optimizer.pt", "rng_state.pth", "trainer_state.json"):
         assert f"{name} does not parse" in warning

@@ -1,5 +1,5 @@
 """train.py's user errors: each is one line on stderr (`train.py: error: ...`), exit code 2, no stack trace, and
-nothing is written into --output_dir. Every case here used to print a traceback or, worse, to exit 0."""
+nothing is written into --output_dir: neither a traceback nor, worse, exit code 0."""
 
 import json
 import re
