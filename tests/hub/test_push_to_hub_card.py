@@ -1,4 +1,4 @@
-"""dems_training.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics,
+"""dems_training.hub.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics,
 the per-epoch history, the data set's facts and the recipe, all rendered from the run summary's data."""
 
 import json
