@@ -1,100 +1,162 @@
-"""The data-efficiency study script: its plan (budgets in images seen, the ablation arm at the ends), its tables
-from records with known values, and a whole `--quick` study on digits that resumes without rerunning anything."""
+"""The data-efficiency study (benchmarks/data_efficiency.py) and its report (benchmarks/study_report.py): the plan
+(learning-rate grid, plateau check, comparison), the rate each arm trains with, the settings refused, the tables
+from records with known values, and a whole small study on digits that resumes without rerunning anything."""
 
 import json
 import os
 
 import pytest
-from PIL import Image
 from train_helpers import offline_env
-from transformers import pipeline
 
-import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
-from benchmarks import data_efficiency
-from benchmarks.data_efficiency import StudySettings, plan_runs, results_table
+from benchmarks import data_efficiency, study_report
+from benchmarks.data_efficiency import RunSpec, StudySettings
 from dems_training import UserInputError
 
 
-def test_plan_counts_budget_in_images_and_ablates_at_both_ends():
-    settings = StudySettings(samples_per_class=[60, 150, 600], images_seen=[90_000, 120_000, 180_000], seeds=[0, 1],
-                             warmup_fraction=0.05)
-    runs = plan_runs(settings, num_classes=10)
+SMALL = {"samples_per_class": [60, 300, 600], "epochs": [400, 120, 80], "grid_samples_per_class": 300,
+         "plateau_samples_per_class": [60], "seeds": [0, 1, 2], "few_seeds": [0, 1]}  # fmt: skip
+
+
+def record(run: RunSpec, val: float, test: float, commit: str = "c0ffee") -> dict:
+    """A record as run_one writes it, with the fields the report reads."""
+    train_images = run.samples_per_class * 10
+    return {
+        "name": run.name, "arm": run.arm, "dataset": "fashion_mnist", "samples_per_class": run.samples_per_class,
+        "train_images": train_images, "seed": run.seed, "commit": commit, "params": 1000, "gmacs_per_image": 0.01,
+        "peak_lr": run.learning_rate, "epochs": run.epochs, "images_seen": train_images * run.epochs,
+        "val_top1": val, "test_top1": test, "images_per_second": 50.0, "wall_clock_s_last_process": 60.0,
+        "curve": [{"images_seen": train_images * run.epochs, "val_top1": val}],
+    }  # fmt: skip
+
+
+def test_the_grid_trains_each_model_arm_at_one_size_and_every_rate():
+    settings = StudySettings(**SMALL)
+    runs = data_efficiency.grid_runs(settings)
+    # dems-constant trains at dems's rate: no grid of its own
+    assert {run.arm for run in runs} == {"dems", "vit", "vit-wide"}
+    assert {(run.samples_per_class, run.seed, run.epochs) for run in runs} == {(300, 0, 120)}
+    assert sorted(run.learning_rate for run in runs if run.arm == "dems") == [5e-4, 1e-3, 2e-3]
+    assert runs[0].name == "dems-k300-s0-e120-lr0.0005"
+
+
+def test_each_arm_takes_the_rate_with_the_best_validation_and_a_tie_goes_to_the_smaller():
+    settings = StudySettings(**SMALL)
+    grid = data_efficiency.grid_runs(settings)
+    validation = {("dems", 5e-4): 0.70, ("dems", 1e-3): 0.74, ("dems", 2e-3): 0.72,
+                  ("vit", 5e-4): 0.66, ("vit", 1e-3): 0.66, ("vit", 2e-3): 0.60,
+                  ("vit-wide", 5e-4): 0.50, ("vit-wide", 1e-3): 0.55, ("vit-wide", 2e-3): 0.65}  # fmt: skip
+    records = {run.name: record(run, validation[(run.arm, run.learning_rate)], 0.0) for run in grid}
+    assert data_efficiency.chosen_learning_rates(settings, dict(list(records.items())[:-1])) is None  # unfinished
+    rates = data_efficiency.chosen_learning_rates(settings, records)
+    assert rates == {"dems": 1e-3, "vit": 5e-4, "vit-wide": 2e-3, "dems-constant": 1e-3}
+
+
+def test_the_comparison_checks_the_plateau_first_then_runs_seed_by_seed():
+    settings = StudySettings(**SMALL)
+    rates = {"dems": 1e-3, "vit": 5e-4, "vit-wide": 2e-3, "dems-constant": 1e-3}
+    runs = data_efficiency.comparison_runs(settings, rates)
     names = [run.name for run in runs]
-    assert len(runs) == 2 * (3 * 2 + 2)  # dems and vit at 3 sizes, dems-constant at 60 and 600, two seeds
-    assert "dems-constant-k150-s0" not in names and {"dems-constant-k60-s1", "dems-constant-k600-s1"} <= set(names)
-    epochs = {run.samples_per_class: run.epochs for run in runs}
-    assert epochs == {60: 150, 150: 80, 600: 30}  # 90,000 / 600, 120,000 / 1,500, 180,000 / 6,000 images
-    warmup = {run.samples_per_class: run.warmup_epochs for run in runs}
-    assert warmup == {60: 8, 150: 4, 600: 2}  # 5% of the epochs, rounded: 7.5, 4, 1.5
-    assert names[:5] == ["dems-k60-s0", "vit-k60-s0", "dems-constant-k60-s0", "dems-k150-s0", "vit-k150-s0"]
+    assert len(names) == len(set(names))
+    # the plateau check: seed 0 of dems and vit at 60 per class, at the budget and at twice it
+    assert [(r.arm, r.epochs) for r in runs[:4]] == [("dems", 400), ("dems", 800), ("vit", 400), ("vit", 800)]
+    comparison = runs[4:]
+    assert {r.seed for r in comparison if r.arm in ("vit-wide", "dems-constant")} == {0, 1}  # --few_seeds
+    assert {r.seed for r in comparison if r.arm == "vit"} == {0, 1, 2}
+    assert {r.samples_per_class for r in runs if r.arm == "dems-constant"} == {60, 600}  # smallest and largest
+    assert all(r.learning_rate == rates[r.arm] for r in runs)
+    assert [r.seed for r in comparison] == sorted(r.seed for r in comparison)  # whole comparisons first
 
 
-def test_settings_that_cannot_work_are_refused():
-    with pytest.raises(UserInputError, match="--images_seen has 2 values"):
-        data_efficiency.check_settings(StudySettings(samples_per_class=[1, 2, 3], images_seen=[5, 6]))
-    with pytest.raises(UserInputError, match=r"--arms: \['resnet'\]"):
-        data_efficiency.check_settings(StudySettings(arms=["dems", "resnet"]))
+def test_a_run_trains_with_the_study_s_flags():
+    settings = StudySettings(**SMALL, data_dir="/data/fmnist")
+    arguments = data_efficiency.train_arguments(settings, RunSpec("vit-wide", 60, 1, 400, 2e-3), "out/x")
+    text = " ".join(arguments)
+    for flag in ("--train_samples_per_class 60", "--validation_samples_per_class 500", "--seed 1",
+                 "--seeded_augmentation true", "--learning_rate 0.002", "--num_train_epochs 400",
+                 "--data_dir /data/fmnist", "--architecture vit", "--use_cpu true"):  # fmt: skip
+        assert flag in text, flag
+    overrides = arguments[arguments.index("--config_overrides") + 1]
+    assert "hidden_size=72" in overrides and "merge_layers=[3,5]" in overrides
 
 
-def _record(arm, size, seed, top1):
-    return {"arm": arm, "train_size": size, "train_fraction": size / 60_000, "seed": seed, "top1": top1}
-
-
-def test_table_shows_mean_lowest_highest_and_count():
-    records = [_record("dems", 600, 0, 0.70), _record("dems", 600, 1, 0.74), _record("vit", 600, 0, 0.60),
-               _record("vit", 600, 1, 0.66), _record("dems", 6000, 0, 0.85)]
-    table = results_table(records).splitlines()
-    assert table[0] == "| arm | 600 (1%) | 6,000 (10%) |"
-    assert table[2] == "| DEMS-ViT | 72.00 (70.00-74.00, n=2) | 85.00 (85.00-85.00, n=1) |"
-    assert table[3] == "| ViT (DeiT-style) | 63.00 (60.00-66.00, n=2) |  |"
-    gaps = data_efficiency.gap_table(records).splitlines()
-    assert gaps[2] == "| 600 | +10.00, +8.00 | +9.00 |"
-
-
-# The quick study's ViT (digits preset: 16x16, patch 2, width 64, 4 blocks, MLP ratio 2), counted by hand:
-# embeddings 3*2*2*64 + 64 + 64 + 65*64; per block 2*2*64 + 3*64*64 + (64*64 + 64) + (64*128 + 128) + (128*64 + 64);
-# final LayerNorm 2*64; head 64*10 + 10.
-QUICK_VIT_PARAMETERS = (
-    (3 * 2 * 2 * 64 + 64) + 64 + 65 * 64
-    + 4 * (2 * 2 * 64 + 3 * 64 * 64 + (64 * 64 + 64) + (64 * 128 + 128) + (128 * 64 + 64))
-    + 2 * 64 + (64 * 10 + 10)
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"epochs": [10, 20]}, ("--epochs", "[10, 20]")),
+        ({"arms": ["dems", "resnet"]}, ("--arms", "resnet")),
+        ({"grid_samples_per_class": 7}, ("--grid_samples_per_class", "[7]")),
+        ({"plateau_samples_per_class": [60, 9]}, ("--plateau_samples_per_class", "9")),
+        ({"grid_learning_rates": [0.0]}, ("--grid_learning_rates", "0.0")),
+        ({"warmup_fraction": 1.0}, ("--warmup_fraction", "1.0")),
+    ],
 )
+def test_settings_that_cannot_work_are_refused(changes, fragments):
+    with pytest.raises(UserInputError) as error:
+        data_efficiency.check_settings(StudySettings(**{**SMALL, **changes}))
+    assert all(fragment in str(error.value) for fragment in fragments)
 
 
-def test_quick_study_runs_aggregates_keeps_the_best_and_resumes(tmp_path, monkeypatch, capsys):
+def test_the_report_tables_hold_the_records_values(tmp_path):
+    settings = StudySettings(**SMALL, arms=["dems", "vit"], results_dir=str(tmp_path))
+    grid = data_efficiency.grid_runs(settings)
+    records = [record(run, 0.70 if run.learning_rate == 1e-3 else 0.60, 0.50) for run in grid]
+    rates = data_efficiency.chosen_learning_rates(settings, {r["name"]: r for r in records})
+    assert rates == {"dems": 1e-3, "vit": 1e-3}
+    tests = {("dems", 60, 0): 0.71, ("dems", 60, 1): 0.73, ("vit", 60, 0): 0.66, ("vit", 60, 1): 0.70}
+    for (arm, k, seed), top1 in tests.items():
+        run = RunSpec(arm, k, seed, 400, 1e-3)
+        records.append(record(run, 0.65, top1))
+    records.append(record(RunSpec("dems", 60, 0, 800, 1e-3), 0.652, 0.72))  # the plateau check's 2x run
+    study = study_report.StudyRecords(records, settings)
+    # the grid's runs at 300 per class are the comparison's seed 0 there
+    assert study_report.results_table(study)[:3] == [
+        "| arm | 600 | 3,000 |", "|---|---|---|", "| DEMS-ViT | 72.00 ± 1.41 (n=2) | 50.00 ± 0.00 (n=1) |"
+    ]
+    assert study_report.paired_differences(study, "dems", "vit")[2] == (
+        "| 600 | +5.00 (seed 0), +3.00 (seed 1) | +4.00 | 2 of 2 |"
+    )
+    assert study_report.plateau_table(study)[2] == "| DEMS-ViT | 600 | 400 | 65.00 | 65.20 | +0.20 | yes |"
+    path = study_report.write_report(records, settings)
+    assert "## Plateau check" in open(path, encoding="utf-8").read()
+    for picture in ("learning_curves.png", "top1_vs_size.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_records_of_two_commits_are_refused_unless_allowed():
+    records = [record(RunSpec("dems", 60, 0, 400, 1e-3), 0.7, 0.7, commit="aaa"),
+               record(RunSpec("vit", 60, 0, 400, 1e-3), 0.7, 0.7, commit="bbb")]  # fmt: skip
+    with pytest.raises(UserInputError) as error:
+        study_report.check_one_commit(records, allow_mixed_commits=False)
+    assert "--allow_mixed_commits" in str(error.value) and "aaa" in str(error.value)
+    assert study_report.check_one_commit(records, allow_mixed_commits=True) == "aaa, bbb"
+
+
+@pytest.mark.slow
+def test_a_small_study_on_digits_runs_reports_and_resumes(tmp_path, monkeypatch, capsys):
     for name, value in offline_env(tmp_path).items():
         monkeypatch.setenv(name, value)
     results_dir, outputs_dir = tmp_path / "results", tmp_path / "outputs"
-    argv = ["--quick", "--results_dir", str(results_dir), "--outputs_dir", str(outputs_dir), "--keep_best"]
+    argv = ["--quick", "--results_dir", str(results_dir), "--outputs_dir", str(outputs_dir), "--allow_dirty",
+            "--arms", "dems", "vit", "--samples_per_class", "5", "--epochs", "2", "--grid_samples_per_class", "5",
+            "--grid_learning_rates", "0.001", "--plateau_samples_per_class", "5"]  # fmt: skip
     assert data_efficiency.main(argv) == 0
 
     records = {r["name"]: r for r in data_efficiency.read_records(str(results_dir))}
-    assert sorted(records) == sorted(f"{arm}-k{k}-s0" for arm in ("dems", "vit", "dems-constant") for k in (5, 20))
-    for record in records.values():
-        assert record["train_size"] == 10 * record["samples_per_class"]
-        assert record["images_seen"] == record["train_size"] * record["epochs"]
-        assert record["epochs"] == round(800 / record["train_size"])
-        assert 0.0 <= record["top1_half"] <= 1.0 and 0.0 <= record["top1"] <= record["top5"] <= 1.0
-        assert record["eval_images"] == 360  # digits' whole held-out split
-        assert record["wall_clock_s"] > 0 and record["gmacs_per_image"] > 0
-        assert "--train_samples_per_class" in record["command"]
-    assert records["vit-k5-s0"]["num_parameters"] == QUICK_VIT_PARAMETERS
-    assert records["dems-k5-s0"]["num_parameters"] != QUICK_VIT_PARAMETERS
-    assert "--augmentation_decay" in records["dems-constant-k5-s0"]["command"]
-
-    table = (results_dir / "results.md").read_text()
-    assert "| DEMS-ViT |" in table and "| ViT (DeiT-style) |" in table and "no augmentation decay" in table
-    assert (results_dir / "top1_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    best = json.loads((results_dir / "best_dems" / "config.json").read_text())
-    assert best["model_type"] == "dems"
-    top_dems = max((r for r in records.values() if r["arm"] == "dems"), key=lambda r: r["top1"])
-    kept = json.loads((results_dir / "best_dems" / "all_results.json").read_text())
-    assert kept["eval_top1_accuracy"] == top_dems["top1"]
-    classifier = pipeline("image-classification", model=str(results_dir / "best_dems"))
-    assert len(classifier(Image.new("L", (8, 8), 128), top_k=2)) == 2
+    # the grid's runs are the plateau check's and the comparison's seed-0 runs: only the 2x runs are added
+    assert sorted(records) == sorted(f"{arm}-k5-s0-e{e}-lr0.001" for arm in ("dems", "vit") for e in (2, 4))
+    for r in records.values():
+        assert r["train_images"] == 50 and r["images_seen"] == 50 * r["epochs"]
+        assert r["validation_images"] == 100 and r["test_images"] == 360  # digits' held-out split, once
+        assert 0.0 <= r["test_top1"] <= 1.0 and 0.0 <= r["val_top1"] <= 1.0 and r["curve"]
+        assert "--seeded_augmentation true" in r["command"] and r["commit"]
+    assert records["vit-k5-s0-e2-lr0.001"]["params"] != records["dems-k5-s0-e2-lr0.001"]["params"]
+    report = (results_dir / "results.md").read_text(encoding="utf-8")
+    assert "| DEMS-ViT |" in report and "## Plateau check" in report
+    assert json.loads((outputs_dir / "digits" / "dems-k5-s0-e2-lr0.001" / "config.json").read_text())["model_type"] \
+        == "dems"
 
     before = {p: os.path.getmtime(p) for p in (results_dir / "runs").iterdir()}
     capsys.readouterr()
     assert data_efficiency.main(argv) == 0
-    assert "0 run(s) to do" in capsys.readouterr().out
+    assert "run(s) to do" not in capsys.readouterr().out
     assert {p: os.path.getmtime(p) for p in (results_dir / "runs").iterdir()} == before
