@@ -167,6 +167,7 @@ def test_configuration_dems_re_exports_the_one_class():
     assert configuration_dems.DEMS_PRESETS is modeling_dems.configuration_dems.DEMS_PRESETS
 
 
+@pytest.mark.slow
 def test_loads_without_the_project_through_remote_code(trained, exported, tmp_path):
     """A fresh interpreter that cannot import the project, offline, gets the original's outputs."""
     model, _ = trained
@@ -468,6 +469,7 @@ def test_export_check_catches_weights_that_differ(exported):
         verify_folder(Source(model=other, processor=None, name="other"), exported)
 
 
+@pytest.mark.slow
 def test_command_line_reports_errors_in_one_line(tmp_path):
     script = REPO_ROOT / "push_to_hub.py"
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -12,12 +12,15 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tiny_configs import tiny_config_fields
 
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("configuration_dems", "modeling_dems", "dems_training")
 METRIC_SCRIPT = "dems_training/metrics/top_k_accuracy/top_k_accuracy.py"
+# Builds the wheel and installs it in a new environment.
+pytestmark = pytest.mark.slow
 # What a fresh clone holds (plus anything untracked): no virtual environment, build output or run folders.
 NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
               "outputs", "runs")

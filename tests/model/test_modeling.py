@@ -42,6 +42,7 @@ def test_sequence_lengths_before_and_after_each_merge(small_config, pixels):
     assert outputs.pooler_output.shape == (2, 32)
 
 
+@pytest.mark.slow  # the full tiny-32 preset
 def test_reference_tiny_sequence_lengths():
     model = DemsModel(DemsConfig.from_preset("tiny-32")).eval()
     with torch.no_grad():
@@ -312,6 +313,7 @@ def test_initialisation_follows_the_reference(small_config):
     assert conv.bias.abs().max().item() <= bound
 
 
+@pytest.mark.slow  # the full tiny-32 preset
 def test_stochastic_depth_grows_linearly():
     model = DemsModel(DemsConfig.from_preset("tiny-32", drop_path_rate=0.11))
     rates = [layer.drop_path.drop_prob for layer in model.encoder.layers]

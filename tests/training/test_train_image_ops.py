@@ -275,6 +275,7 @@ def every_colour():
     return Image.fromarray(array.reshape(4096, 4096, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [0.0, 0.8, 0.9371, 1.0, 1.0629, 1.2, 3.0])
 def test_saturation_equals_pillows_imageenhance_on_every_colour(every_colour, factor):
     # The blend is a function of the (grey, channel) bytes alone: all 2^24 colours give every pair that can occur.
@@ -284,6 +285,7 @@ def test_saturation_equals_pillows_imageenhance_on_every_colour(every_colour, fa
 
 # 0: the round trip alone (PIL's 8-bit HSV changes colours even then); +-0.1: the jitter's range, H moves by +-26;
 # 1.0: H moves by 255, i.e. by -1 modulo 256, so every H but 0 wraps around.
+@pytest.mark.slow
 @pytest.mark.parametrize("hue", [0.0, 0.1, -0.1, 1.0])
 def test_hue_shift_equals_the_baseline_on_every_colour(baseline, every_colour, hue):
     fast = np.asarray(image_ops.shift_hue(every_colour, hue))

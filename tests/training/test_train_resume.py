@@ -66,6 +66,7 @@ def start_and_kill(output_dir, env, step=SAVE_STEPS):
     assert process.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_resumes_and_finishes(tmp_path):
     output_dir = tmp_path / "out"
     env = offline_env(tmp_path)
@@ -105,6 +106,7 @@ def tear(path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
+@pytest.mark.slow
 def test_sigkill_then_torn_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     output_dir = tmp_path / "out"
     env = offline_env(tmp_path)

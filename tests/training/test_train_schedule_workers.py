@@ -11,6 +11,10 @@ import train
 from dems_training.augmentation.transforms import CpuAugmentation
 
 
+# Data loader worker processes, started afresh or kept across epochs.
+pytestmark = pytest.mark.slow
+
+
 TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6
 
 
