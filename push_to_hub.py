@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Share a DEMS-ViT checkpoint on the Hugging Face Hub so that it loads on machines without this project.
 
-The folder is built by dems_training/hub_export.py through transformers' own remote-code path (`save_pretrained`
+The folder is built by dems_training/hub/export.py through transformers' own remote-code path (`save_pretrained`
 writes the weights, the configs with `auto_map` and the configuration, modeling and image-processing files), with
 the model card rendered from train.py's run summary, the metrics files and the TensorBoard traces. Anyone can then
 run `AutoModelForImageClassification.from_pretrained(repo_id, trust_remote_code=True)`.

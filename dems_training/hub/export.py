@@ -6,10 +6,10 @@ processor (registered with `register_for_auto_class` in `modeling_dems`) puts th
 metrics files, run summary, curves picture and TensorBoard traces (`runs/`, the Hub's Metrics tab). The model card
 is rendered from the run summary (`outputs.SUMMARY_FILE`). Before anything leaves, the folder is loaded back and
 compared tensor by tensor with the model; the upload is one commit. What goes in is read and checked by
-hub_source.py.
+source.py.
 
 Errors: a problem with what the user gave (a path, a file that does not parse, an option that does not fit the
-model) is a `UserInputError`, raised while reading (hub_source.py, `card_summary`), before anything is written:
+model) is a `UserInputError`, raised while reading (source.py, `card_summary`), before anything is written:
 push_to_hub.py prints it in one line and exits with code 2, as every command of the project. A failure of the Hub
 itself (unreachable, a refused request) is a `HubError`: one line too, but exit code 1, as the command line itself
 was fine.

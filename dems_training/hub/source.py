@@ -1,7 +1,7 @@
 """What `push_to_hub.py` reads, checked before anything is written: the source (a save_pretrained folder or a
 reference .pth, through the converter), its weight files, its image processor or one given with --processor, and the
 class names of --labels. Every problem with them is a `UserInputError` naming the option or file, the value and the
-rule (push_to_hub.py prints it in one line and exits with code 2); what is built from them is hub_export.py's.
+rule (push_to_hub.py prints it in one line and exits with code 2); what is built from them is export.py's.
 """
 
 from __future__ import annotations

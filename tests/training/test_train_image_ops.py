@@ -1,5 +1,5 @@
-"""The fast CPU transforms (dems_training/image_ops.py, augmentation.py): each operation against values worked out by
-hand on images built here, and against the transforms as they were before (benchmarks/baseline_transforms.py) where
+"""The fast CPU transforms (dems_training/augmentation/image_ops.py, transforms.py): each operation against values
+worked out by hand on images built here, and against the frozen baseline (benchmarks/baseline_transforms.py) where
 the operation is deterministic."""
 
 import math
