@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint train demo
+.PHONY: setup test test-fast lint train demo
 
 # torch==2.13.0 goes in first, alone: any other torch request here would pull the CUDA build (several GB).
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -15,9 +15,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Everything, with the 15 slowest tests named at the end.
 test: setup
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The edit-test loop: everything but the tests marked slow (setup.cfg says which kinds).
+test-fast: setup
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/python -m ruff check .

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dems_training import UserInputError
-from dems_training.command import run_command
+from dems_training import UserInputError, run_command
 
 
 logger = logging.getLogger("explain")
@@ -78,8 +77,8 @@ def output_names(paths: list[str]) -> list[str]:
 
 
 def explain_files(model, processor, images: list, args) -> list[Path]:
-    from dems_training.explanation_plots import plot_explanations
-    from dems_training.explanations import explain_images
+    from dems_training.explain.explanations import explain_images
+    from dems_training.explain.plots import plot_explanations
 
     explanations = explain_images(model, processor, images, names=[Path(p).name for p in args.images],
                                   top_k=args.top_k, batch_size=args.batch_size)
@@ -92,10 +91,10 @@ def explain_files(model, processor, images: list, args) -> list[Path]:
 
 
 def explain_dataset(model, processor, args) -> list[Path]:
-    from dems_training.data_sets import load_data
-    from dems_training.explanation_plots import plot_explanations, plot_scale_mix_summary
-    from dems_training.explanations import explain_images, pick_examples
-    from dems_training.model_card import shareable_dataset_name
+    from dems_training.data.loading import load_data
+    from dems_training.explain.explanations import explain_images, pick_examples
+    from dems_training.explain.plots import plot_explanations, plot_scale_mix_summary
+    from dems_training.outputs import shareable_dataset_name
 
     data = load_data(dataset=args.dataset or "digits", data_dir=args.data_dir, train_dir=args.train_dir)
     held_out = data.eval.select(range(min(args.max_images, len(data.eval))))
@@ -155,7 +154,7 @@ def run(argv: list[str] | None = None) -> list[Path]:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from transformers.utils import logging as hf_logging
 
-    from dems_training.explanations import load_classifier, read_image
+    from dems_training.explain.explanations import load_classifier, read_image
 
     hf_logging.disable_progress_bar()  # the weights' loading bar: noise on stderr for a model this size
     images = [read_image(path) for path in args.images]  # every file is checked before anything is loaded

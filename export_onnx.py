@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dems_training.command import run_command
+from dems_training import run_command
 
 
 PROG = "export_onnx.py"
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> None:
     from transformers.utils import logging as hf_logging
 
-    from dems_training.onnx_export import MAX_ABS_DIFFERENCE, export_folder
+    from dems_training.hub.onnx_export import MAX_ABS_DIFFERENCE, export_folder
 
     hf_logging.disable_progress_bar()  # the weights' loading bar would only hide the two lines below
     result = export_folder(args.model_dir, args.output_dir, overwrite=args.overwrite)
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """0 on success; 2 after a user error; 1 when ONNX Runtime's logits differ from PyTorch's. Each is one line."""
-    from dems_training.onnx_export import OnnxCheckError
+    from dems_training.hub.onnx_export import OnnxCheckError
 
     try:
         return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Share a DEMS-ViT checkpoint on the Hugging Face Hub so that it loads on machines without this project.
 
-The folder is built by dems_training/hub_export.py through transformers' own remote-code path (`save_pretrained`
+The folder is built by dems_training/hub/export.py through transformers' own remote-code path (`save_pretrained`
 writes the weights, the configs with `auto_map` and the configuration, modeling and image-processing files), with
 the model card rendered from train.py's run summary, the metrics files and the TensorBoard traces. Anyone can then
 run `AutoModelForImageClassification.from_pretrained(repo_id, trust_remote_code=True)`.
@@ -28,9 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dems_training import UserInputError
-from dems_training.command import run_command
-from dems_training.hub_export import (
+from dems_training import UserInputError, run_command
+from dems_training.hub.export import (
     HubError,
     build_folder,
     card_summary,
@@ -40,7 +39,7 @@ from dems_training.hub_export import (
     verify_folder,
     write_local_dir,
 )
-from dems_training.hub_source import (
+from dems_training.hub.source import (
     apply_labels,
     check_processor_fits,
     load_processor,
@@ -268,11 +267,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """0 on success; 2 after a user error (one line on stderr, as every command of the project); 1 when the Hub
     fails (one line too). Anything else is a bug and keeps its traceback."""
-    try:
-        return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv)
-    except HubError as error:
-        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
-        return HUB_ERROR_EXIT_CODE
+    return run_command(lambda arguments: run(parse_args(arguments)), PROG, argv, {HubError: HUB_ERROR_EXIT_CODE})
 
 
 if __name__ == "__main__":

@@ -33,18 +33,20 @@ import datasets
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from dems_training import UserInputError, report_user_error
+from dems_training import UserInputError, run_command
+from dems_training.augmentation.mixup import default_collator
+from dems_training.augmentation.pipeline import InputPipeline, build_input_pipeline
 from dems_training.cpu_memory import keep_freed_memory
-from dems_training.data_sets import DATASET_PRESETS, balanced_subset, load_data, split_off_validation
-from dems_training.input_pipeline import InputPipeline, build_input_pipeline
+from dems_training.data.loading import load_data
+from dems_training.data.subsets import balanced_subset, split_off_validation
+from dems_training.data.table import DATASET_ENTRIES, dataset_entry
+from dems_training.data.torch_data import DatasetEpochCallback, TransformedImageDataset
 from dems_training.launch import user_given_options, world_size
 from dems_training.lr_schedule import epoch_schedule_for
 from dems_training.metrics import TopKAccuracy
-from dems_training.mixup import default_collator
 from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model, supported_drop_path_rate
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
-from dems_training.recipe import STAGES, recipe_defaults, recipe_for
-from dems_training.torch_data import DatasetEpochCallback, TransformedImageDataset
+from dems_training.recipe import STAGES, recipe_defaults
 from dems_training.trainer import DemsTrainer
 
 
@@ -92,8 +94,8 @@ class ModelArguments:
 class DataArguments:
     dataset: str = field(
         default="digits",
-        metadata={"help": f"A preset ({', '.join(DATASET_PRESETS)}) or any Hub data set id. 'digits' is built in "
-                  "and needs no network."},
+        metadata={"help": f"A data set of the table ({', '.join(DATASET_ENTRIES)}) or any Hub data set id. 'digits' "
+                  "is built in and needs no network."},
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration."})
     data_dir: str | None = field(
@@ -103,10 +105,10 @@ class DataArguments:
                   "falls back to /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist) when "
                   "the Hub cannot be reached."},
     )
-    image_column: str | None = field(default=None, metadata={"help": "Image column (default: the preset's, "
-                                                                      "else 'image')."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column (default: the preset's, "
-                                                                      "else 'label')."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: the data "
+                                                                      "set's, else 'image')."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: the data "
+                                                                      "set's, else 'label')."})
     train_dir: str | None = field(
         default=None,
         metadata={"help": "Local folder of class sub-folders, or a folder holding train/ and val/ (or test/)."},
@@ -215,13 +217,13 @@ class RecipeArguments:
 
 
 def parse_arguments(argv: list[str]):
-    """The four argument groups, every default filled in from recipe.py, and the data set's recipe entry (resolved
-    here, once per run: it also sets the model, the normalisation and the processor)."""
+    """The four argument groups, every default filled in from recipe.py, and the data set's entry in the data-set
+    table (resolved here, once per run: it also sets the model, the normalisation and the processor)."""
     parser = HfArgumentParser((ModelArguments, DataArguments, RecipeArguments, TrainingArguments))
     from_json = len(argv) == 1 and argv[0].endswith(".json")
     given = read_json_arguments(argv[0]) if from_json else user_given_options(parser, argv)
-    data_set_recipe = recipe_for(given.get("dataset", "digits"), given.get("train_dir"))
-    defaults = recipe_defaults(given, data_set_recipe.recipe_overrides, world_size())
+    entry = dataset_entry(given.get("dataset", "digits"), given.get("train_dir"))
+    defaults = recipe_defaults(given, entry.recipe_overrides, world_size())
     try:
         if from_json:
             groups = parser.parse_dict({**defaults, **given})
@@ -230,7 +232,7 @@ def parse_arguments(argv: list[str]):
             groups = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # TrainingArguments' own checks of the flags, a key of the JSON file that is no flag
         raise UserInputError(str(error)) from None
-    return (*groups, data_set_recipe)
+    return (*groups, entry)
 
 
 def read_json_arguments(path: str) -> dict:
@@ -329,7 +331,7 @@ def build_trainer(model, image_processor, pipeline: InputPipeline, train_dataset
         preprocess_logits_for_metrics=TopKAccuracy.keep_top_k,
         processing_class=image_processor,
         callbacks=callbacks,
-        batch_augmentation=pipeline.batch_augmentation,
+        device_augmentation=pipeline.device_augmentation,
         decay_all_parameters=recipe_args.decay_all_parameters,
         epoch_schedule=epoch_schedule_for(recipe_args),
     )
@@ -368,7 +370,7 @@ def evaluate_model(trainer: DemsTrainer, images: int, source: str, test_dataset=
 def run(argv: list[str], extra_callbacks=()) -> dict:
     """The run `argv` asks for; `extra_callbacks` (TrainerCallbacks) join the recipe's, for callers that run it in
     their own process (benchmarks/gpu_check.py stops its Fashion-MNIST run at a deadline with one)."""
-    model_args, data_args, recipe_args, training_args, data_set_recipe = parse_arguments(argv)
+    model_args, data_args, recipe_args, training_args, entry = parse_arguments(argv)
     setup_logging(training_args)
     log_run_shape(recipe_args, training_args)
     if recipe_args.stage == "finetune" and model_args.model_name_or_path is None and training_args.do_train:
@@ -402,8 +404,8 @@ def run(argv: list[str], extra_callbacks=()) -> dict:
                 f"{len(data.class_names)} classes")
 
     recipe_args.drop_path_rate = supported_drop_path_rate(model_args.architecture, recipe_args.drop_path_rate)
-    model = build_model(model_args, recipe_args, data_set_recipe, data.class_names)
-    image_processor = build_image_processor(model_args.model_name_or_path, model.config, data_set_recipe)
+    model = build_model(model_args, recipe_args, entry, data.class_names)
+    image_processor = build_image_processor(model_args.model_name_or_path, model.config, entry)
 
     pipeline = build_input_pipeline(recipe_args, model.config, image_processor)
     train_dataset, eval_dataset, test_dataset = transformed_datasets(data, data_args, recipe_args, training_args,
@@ -427,12 +429,8 @@ def run(argv: list[str], extra_callbacks=()) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        run(sys.argv[1:] if argv is None else argv)
-    except UserInputError as error:
-        # What the user asked for cannot work: one line, no stack trace.
-        return report_user_error("train.py", error)
-    return 0
+    """0 on success; 2 after a user error, printed in one line (`run_command`)."""
+    return run_command(run, "train.py", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

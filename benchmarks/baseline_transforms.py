@@ -1,6 +1,6 @@
-"""The train and held-out transforms as they were before issue 11 made them fast, frozen here so that
-`input_pipeline.py --baseline` times "today's code" in the same run as the new one (git history is not importable),
-and so that tests can check the fast path against it. Do not speed this file up.
+"""The train and held-out transforms in their first, plain form (PIL operations as documented, one row read per
+image), frozen here so that `input_pipeline.py` times the fast path against it in the same run (git history is not
+importable), and so that tests can check the fast path against it bit for bit. Do not speed this file up.
 
 What the fast path left unchanged (the schedule, the crop box, the mode conversion, the image processor) is imported
 rather than copied: it is the same code on both sides of the comparison.
@@ -12,19 +12,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from dems_training.augmentation import (
-    AugmentationSchedule,
-    EpochScheduled,
+from dems_training.augmentation.schedule import AugmentationSchedule, ScheduleFollower
+from dems_training.augmentation.transforms import (
+    ProcessorTransform,  # the held-out transform
     mode_for_channels,
     random_resized_crop_box,
     to_mode,
 )
-from dems_training.torch_data import ProcessorTransform, TransformedImageDataset  # held-out transform, as before
+from dems_training.data.torch_data import TransformedImageDataset
 
 
 __all__ = [
     "BaselineResizeNormalize",
-    "BaselineScheduledAugmentation",
+    "BaselineCpuAugmentation",
     "BaselineTransformedImageDataset",
     "ProcessorTransform",
     "color_jitter",
@@ -61,7 +61,7 @@ def to_normalized_tensor(image: Image.Image, mean, std) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-class BaselineScheduledAugmentation(EpochScheduled):
+class BaselineCpuAugmentation(ScheduleFollower):
     def __init__(self, size, mean, std, num_channels=3, schedule=None, crop_scale=(0.2, 1.0), hflip_prob=0.5,
                  solarize_threshold=128):
         self.size, self.mean, self.std = size, tuple(mean), tuple(std)
@@ -70,7 +70,7 @@ class BaselineScheduledAugmentation(EpochScheduled):
         self.crop_scale, self.hflip_prob, self.solarize_threshold = tuple(crop_scale), hflip_prob, solarize_threshold
 
     # The body of the old __call__, cut into the stages the benchmark times (same operations, same order, same
-    # random draws as the new ScheduledAugmentation's stages of the same names).
+    # random draws as the new CpuAugmentation's stages of the same names).
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.finish(self.colour(self.random_crop(image), self.current_probabilities()))
 
@@ -105,6 +105,6 @@ class BaselineResizeNormalize:
 
 
 class BaselineTransformedImageDataset(TransformedImageDataset):
-    """The data set as before: one row read per image (DataLoader falls back to `__getitem__`)."""
+    """The data set read one row per image (DataLoader falls back to `__getitem__`)."""
 
     __getitems__ = None

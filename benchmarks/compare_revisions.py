@@ -48,8 +48,10 @@ from benchmarks.harness import (  # noqa: E402
     timed,
 )
 from configuration_dems import DEMS_PRESETS  # noqa: E402
-from dems_training import UserInputError  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
+from dems_training import (
+    UserInputError,  # noqa: E402
+    run_command,  # noqa: E402
+)
 
 
 REPO = Path(__file__).resolve().parent.parent

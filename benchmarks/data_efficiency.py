@@ -57,8 +57,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if not __package__:  # run as `python benchmarks/data_efficiency.py`: dems_training lives at the repository root
     sys.path.insert(0, REPO)
 
-from dems_training import UserInputError  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
+from dems_training import UserInputError, run_command  # noqa: E402
 
 
 # The scaled-down DEMS that two CPU cores can train: 32x32 input, patch 4 (one region of 64 + 16 + 4 + 1 = 85
@@ -403,7 +402,7 @@ def write_record(settings: StudySettings, record: dict) -> str:
 
 def load_context(settings: StudySettings, commit: str) -> dict:
     """Sizes of the data (loading it here also fills the `datasets` cache once, before the parallel runs read it)."""
-    from dems_training.data_sets import load_data
+    from dems_training.data.loading import load_data
 
     data = load_data(dataset=settings.dataset, data_dir=settings.data_dir)
     return {"train": len(data.train), "test": len(data.eval), "classes": len(data.class_names), "commit": commit}

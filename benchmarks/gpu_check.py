@@ -82,8 +82,7 @@ from benchmarks.harness import (  # noqa: E402
     timed,
 )
 from benchmarks.throughput import bench_one, cpu_model, model_flops  # noqa: E402
-from dems_training import UserInputError  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
+from dems_training import UserInputError, run_command  # noqa: E402
 
 
 STAGES = ("machine", "throughput", "precision", "launchers", "input_pipeline", "fashion_mnist")
@@ -251,7 +250,7 @@ def parse_budgets(words: list[str], defaults: dict[str, float]) -> dict[str, flo
 
 def check_data_dir(data_dir: str) -> None:
     """The Fashion-MNIST release must be there before four minutes of other stages are spent."""
-    from dems_training.idx import IDX_STEMS, find_idx_file
+    from dems_training.data.idx import IDX_STEMS, find_idx_file
 
     if not os.path.isdir(data_dir):
         raise UserInputError(
@@ -830,11 +829,12 @@ def stage_input_pipeline(record: StageRecord, check: Check) -> None:
     import datasets
 
     from benchmarks import input_pipeline as bench
-    from dems_training.augmentation import AugmentationSchedule, RandomResizedCropFlip, ScheduledAugmentation
+    from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator
+    from dems_training.augmentation.schedule import AugmentationSchedule
+    from dems_training.augmentation.transforms import CpuAugmentation, RandomResizedCropFlip
+    from dems_training.data.torch_data import TransformedImageDataset
     from dems_training.launch import usable_cpus
-    from dems_training.mixup import MixupCutmixCollator, default_collator
     from dems_training.recipe import data_loader_defaults
-    from dems_training.torch_data import TransformedImageDataset
 
     profile, size, batch = check.profile, 256, check.profile.pipeline_batch
     results = record.results
@@ -858,7 +858,7 @@ def stage_input_pipeline(record: StageRecord, check: Check) -> None:
                               epoch=0, total_epochs=800, device_batches=3, repeats=1, clock="wall")
     length = batch * (untimed + timed_batches + 1)
     schedule = AugmentationSchedule(bench.P0, bench.P0, bench.P0)
-    transform = ScheduledAugmentation(size, bench.MEAN, bench.STD, schedule=schedule)
+    transform = CpuAugmentation(size, bench.MEAN, bench.STD, schedule=schedule)
     transform.set_epoch(0, 800)
     pipelines = {
         "cpu_augmentation": (TransformedImageDataset(data, "image", "label", transform),
@@ -927,7 +927,7 @@ def planned_epochs(rate: float, seconds: float, train_images: int, max_epochs: i
 
 def stage_fashion_mnist(record: StageRecord, check: Check) -> None:
     import train  # the training script, run in this process so that a callback can stop it at the deadline
-    from dems_training.data_sets import load_data
+    from dems_training.data.loading import load_data
     from dems_training.outputs import SUMMARY_FILE
 
     profile, results = check.profile, record.results

@@ -1,7 +1,7 @@
 """What the benchmark scripts share: their settings, the model, batch and training step they measure (`Runner`), the
 clocks and the foreign-load reading they time with, and the roofline matmul they compare against. `throughput.py` and
 `op_times.py` are command lines over it; a flag that cannot work raises `UserInputError`, which they report as every
-command of the project does (`dems_training.command.run_command`: one line, exit code 2)."""
+command of the project does (`dems_training.run_command`: one line, exit code 2)."""
 
 from __future__ import annotations
 

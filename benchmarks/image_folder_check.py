@@ -25,9 +25,8 @@ if not __package__:  # run as `python benchmarks/image_folder_check.py`: dems_tr
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dems_training import UserInputError  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
-from dems_training.data_sets import load_data  # noqa: E402
+from dems_training import UserInputError, run_command  # noqa: E402
+from dems_training.data.loading import load_data  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

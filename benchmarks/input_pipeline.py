@@ -1,6 +1,6 @@
 """Input pipeline benchmark: images per second per core of the train and held-out transforms, stage by stage, the
-code as it was before issue 11 (benchmarks/baseline_transforms.py, "baseline") against today's ("new") in the same
-run, and the data loader's images per second with 0, 1 and 2 workers.
+frozen slow implementation (benchmarks/baseline_transforms.py, "baseline") against the project's ("new") in the
+same run, and the data loader's images per second with 0, 1 and 2 workers.
 
 Images, the same bytes for both implementations, synthetic (gradients, rectangles and noise, from --seed):
   32 px:  CIFAR-like, 32 x 32 RGB stored as PNG (as the Hub's CIFAR-10/100 store them), model input 32; held-out:
@@ -24,7 +24,7 @@ Per-image figures are this process's CPU time (`--clock cpu`, the default): 1 / 
 whatever else the machine runs, and the "load" recorded with each is other processes' share of the CPUs meanwhile.
 The loader figures are wall-clock images per second of a DataLoader over a `datasets.Dataset` of the encoded images
 (train transform and collator, as train.py builds them), so they need a quiet machine; the baseline loader reads one
-row per image, as before.
+row per image, as the frozen implementation did.
 
     python benchmarks/input_pipeline.py --json runs/input_pipeline.json
     python benchmarks/input_pipeline.py --sizes 256 --skip_loader --iters 100 --repeats 1   # quick look
@@ -57,17 +57,16 @@ if not __package__:  # run as `python benchmarks/input_pipeline.py`: the reposit
 from benchmarks import baseline_transforms as baseline  # noqa: E402
 from benchmarks.harness import FOREIGN_LOAD, synchronize  # noqa: E402
 from benchmarks.throughput import cpu_model  # noqa: E402
-from dems_training import UserInputError  # noqa: E402
-from dems_training.augmentation import (  # noqa: E402
-    AugmentationSchedule,
+from dems_training import UserInputError, run_command  # noqa: E402
+from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator  # noqa: E402
+from dems_training.augmentation.on_device import DeviceAugmentation  # noqa: E402
+from dems_training.augmentation.pipeline import eval_transform_for  # noqa: E402
+from dems_training.augmentation.schedule import AugmentationSchedule  # noqa: E402
+from dems_training.augmentation.transforms import (  # noqa: E402
+    CpuAugmentation,
     RandomResizedCropFlip,
-    ScheduledAugmentation,
 )
-from dems_training.batch_augmentation import BatchAugmentation  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
-from dems_training.input_pipeline import eval_transform_for  # noqa: E402
-from dems_training.mixup import MixupCutmixCollator, default_collator  # noqa: E402
-from dems_training.torch_data import TransformedImageDataset  # noqa: E402
+from dems_training.data.torch_data import TransformedImageDataset  # noqa: E402
 from modeling_dems import DemsImageProcessor  # noqa: E402
 
 
@@ -226,7 +225,7 @@ def time_on_device(size: int, images: list, args) -> dict:
     ]
     labels = torch.arange(args.batch_size, device=device) % 10
     mixer = MixupCutmixCollator(num_classes=SIZES[size]["classes"])
-    augmentation = BatchAugmentation(MEAN, STD, schedule=AugmentationSchedule(P0, P0, P0), mixer=mixer)
+    augmentation = DeviceAugmentation(MEAN, STD, schedule=AugmentationSchedule(P0, P0, P0), mixer=mixer)
     augmentation.set_epoch(args.epoch, args.total_epochs)
 
     def run(batch):
@@ -269,10 +268,10 @@ def bench_size(size: int, iters: int, args) -> dict:
     images = [decode(data) for data in encoded]
     schedule = AugmentationSchedule(P0, P0, P0)
     processor = DemsImageProcessor(image_mean=list(MEAN), image_std=list(STD), **spec["processor"])
-    implementations = {"new": (ScheduledAugmentation(size, MEAN, STD, schedule=schedule),
+    implementations = {"new": (CpuAugmentation(size, MEAN, STD, schedule=schedule),
                                eval_transform_for(processor))}
     if not args.skip_baseline:
-        implementations["baseline"] = (baseline.BaselineScheduledAugmentation(size, MEAN, STD, schedule=schedule),
+        implementations["baseline"] = (baseline.BaselineCpuAugmentation(size, MEAN, STD, schedule=schedule),
                                        baseline.ProcessorTransform(processor))
     result = {"source": f"{spec['source'][0]}x{spec['source'][1]} {spec['format']}", "iters": iters,
               "decode": time_stages([("decode", decode)], encoded, iters, args)}

@@ -1,7 +1,7 @@
 """Inference throughput on the CPU: ONNX Runtime against PyTorch, for the same DEMS-ViT, side by side in one run.
 
 It builds the preset's classifier (random weights: the speed does not depend on them), exports it the way
-`export_onnx.py` does (`dems_training.onnx_export`, checked under ONNX Runtime to 1e-4 at batch 1 and 8 before
+`export_onnx.py` does (`dems_training.hub.onnx_export`, checked under ONNX Runtime to 1e-4 at batch 1 and 8 before
 anything is timed), and for each batch size times PyTorch's eager forward (eval mode, `torch.inference_mode`, fp32)
 and ONNX Runtime's CPU session on the same pixels. The two are timed in alternation, one iteration each in turn, so
 that a neighbour's load slows both alike; both use the same number of threads. It prints a Markdown table (median
@@ -35,9 +35,11 @@ if not __package__:  # run as `python benchmarks/onnx_throughput.py`: the reposi
 
 from benchmarks.harness import timed  # noqa: E402
 from configuration_dems import DEMS_PRESETS, DemsConfig  # noqa: E402
-from dems_training import UserInputError  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
-from dems_training.onnx_export import (  # noqa: E402
+from dems_training import (
+    UserInputError,  # noqa: E402
+    run_command,  # noqa: E402
+)
+from dems_training.hub.onnx_export import (  # noqa: E402
     INPUT_NAME,
     OUTPUT_NAME,
     check_onnx,

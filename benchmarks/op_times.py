@@ -34,7 +34,7 @@ if not __package__:  # run as `python benchmarks/op_times.py`: the repository ro
 
 from benchmarks.harness import BenchmarkSettings, Roofline, Runner, apply_process_settings  # noqa: E402
 from configuration_dems import DEMS_PRESETS  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
+from dems_training import run_command  # noqa: E402
 
 
 # Under torch.inference_mode the mode sees `linear` and `matmul` whole; with autograd it sees what they become.

@@ -59,7 +59,7 @@ from benchmarks.harness import (  # noqa: E402
     timed,
 )
 from configuration_dems import DEMS_PRESETS  # noqa: E402
-from dems_training.command import run_command  # noqa: E402
+from dems_training import run_command  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,7 @@ PyTorch's CPU tensors come from the C library's `malloc`. glibc serves every blo
 raised dynamically up to 32 MiB) with fresh pages from the kernel and unmaps it on free; heap memory above the trim
 threshold is handed back as well. A DEMS training step allocates and frees tensors of tens of MiB by the dozen
 (tiny-32, batch 32: 10912 x 768 activations are 32 MiB), so every step the kernel faults in and zeroes hundreds
-of MiB of 4 KiB pages again (38-260 thousand minor page faults per step, measured with `getrusage`). Raising both
+of MiB of 4 KiB pages again (tens of thousands of minor page faults per step, counted with `getrusage`). Raising both
 thresholds keeps the freed blocks in the heap for the next step: no faults, and warmer memory.
 
 The cost: the process keeps its peak memory instead of shrinking between steps, which a training loop reaches every

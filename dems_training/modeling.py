@@ -28,13 +28,28 @@ logger = logging.getLogger(__name__)
 
 
 def label_fields(class_names: list[str]) -> dict:
+    """The config fields that name the classes: their count and both directions of the id <-> name map."""
     return {
         "num_labels": len(class_names),
         "id2label": dict(enumerate(class_names)),
         "label2id": {name: i for i, name in enumerate(class_names)},
-        # Soft mixup/cutmix targets are read as soft cross-entropy only under this problem type.
-        "problem_type": "single_label_classification",
     }
+
+
+def training_label_fields(class_names: list[str]) -> dict:
+    """`label_fields` for a model this project trains: soft mixup / cutmix targets are read as soft cross-entropy
+    only under the single-label problem type."""
+    return {**label_fields(class_names), "problem_type": "single_label_classification"}
+
+
+def processor_for_config(config, image_mean=None, image_std=None, **settings) -> DemsImageProcessor:
+    """The image processor a model of `config` was built for (resize to its image size, bicubic as the reference's
+    evaluation; its channel count), normalised with `image_mean` / `image_std` (default: ImageNet's). One value
+    stands for every channel; it is passed as a number, since transformers wants a list as long as the channels.
+    `settings` add or replace processor settings (e.g. a centre crop)."""
+    normalisation = {"image_mean": image_mean, "image_std": image_std}
+    normalisation = {k: v[0] if len(v) == 1 else list(v) for k, v in normalisation.items() if v is not None}
+    return DemsImageProcessor.from_model_config(config, **normalisation, **settings)
 
 
 ARCHITECTURES = ("dems", "vit")
@@ -80,9 +95,10 @@ def supported_drop_path_rate(architecture: str, drop_path_rate: float) -> float:
     return drop_path_rate
 
 
-def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]):
+def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
     """A `DemsForImageClassification`, or a `ViTForImageClassification` for a new `--architecture vit` model. A new
-    model is the data set's preset and shape (`data_set_recipe`, recipe.py) unless --model_preset names another."""
+    model is the data set's model preset and shape (`dataset_entry`, data/table.py) unless --model_preset names
+    another."""
     path = model_args.model_name_or_path
     if model_args.architecture not in ARCHITECTURES:
         raise UserInputError(f"--architecture={model_args.architecture!r} must be one of {ARCHITECTURES}.")
@@ -95,14 +111,14 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
         "attention_probs_dropout_prob": recipe_args.attention_probs_dropout_prob,
     }
     if path is None:
-        name = model_args.model_preset or data_set_recipe.model_preset
+        name = model_args.model_preset or dataset_entry.model_preset
         if name not in DEMS_PRESETS:
             raise UserInputError(f"--model_preset={name!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
         # The data set's shape adjustments go with its default preset only: a preset the user names is taken as is.
-        shape = data_set_recipe.config_overrides if model_args.model_preset is None else {}
+        shape = dataset_entry.config_overrides if model_args.model_preset is None else {}
         try:
             config = DemsConfig.from_preset(
-                name, **{**shape, **overrides, **regularisation, **label_fields(class_names)}
+                name, **{**shape, **overrides, **regularisation, **training_label_fields(class_names)}
             )
         except (ValueError, TypeError, StrictDataclassError) as error:
             raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
@@ -124,7 +140,7 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
                     f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
                 )
             model.reset_classifier(len(class_names), id2label=dict(enumerate(class_names)))
-        model.config.update(label_fields(class_names))
+        model.config.update(training_label_fields(class_names))
         model.train()
     elif os.path.isfile(path):
         raise UserInputError(
@@ -140,7 +156,7 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
                     f"--model_name_or_path={path!r} has a {saved.num_labels}-class head but the data has "
                     f"{len(class_names)} classes; pass --ignore_mismatched_sizes to train a new head."
                 )
-            config = AutoConfig.from_pretrained(path, **hub, **regularisation, **label_fields(class_names))
+            config = AutoConfig.from_pretrained(path, **hub, **regularisation, **training_label_fields(class_names))
             model = AutoModelForImageClassification.from_pretrained(
                 path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub
             )
@@ -154,17 +170,14 @@ def build_model(model_args, recipe_args, data_set_recipe, class_names: list[str]
     return model
 
 
-def build_image_processor(model_name_or_path: str | None, config, data_set_recipe) -> DemsImageProcessor:
+def build_image_processor(model_name_or_path: str | None, config, dataset_entry) -> DemsImageProcessor:
     """The checkpoint's processor when it has one, else one for the config and the data set's normalisation and
-    processor settings (`data_set_recipe`, recipe.py)."""
+    processor settings (`dataset_entry`, data/table.py)."""
     if model_name_or_path and not model_name_or_path.endswith(".pth"):
         try:
             return AutoImageProcessor.from_pretrained(model_name_or_path)
         except (OSError, ValueError):
             logger.info(f"{model_name_or_path} has no image processor; building one from the config")
-    return DemsImageProcessor.from_model_config(
-        config,
-        image_mean=list(data_set_recipe.image_mean),
-        image_std=list(data_set_recipe.image_std),
-        **data_set_recipe.processor_overrides,
+    return processor_for_config(
+        config, dataset_entry.image_mean, dataset_entry.image_std, **dataset_entry.processor_overrides
     )

@@ -1,13 +1,16 @@
-"""What a run leaves in --output_dir beyond Trainer's own files: the resume decision, and the run summary
-(`training_summary.json`: data set, recipe, final results, per-epoch history) with its picture and the model card
-rendered from it."""
+"""What a run leaves in --output_dir beyond Trainer's own files, and how it is read back: the file names, the check
+that a weight file reads, the resume decision, and the run summary (`training_summary.json`: data set, recipe, final
+results, per-epoch history) with its picture and the model card rendered from it. The Hub export (hub/) reads a
+run's folder through these."""
 
 import json
 import logging
 import math
 import os
+import re
 import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 from transformers.trainer_callback import TrainerState
@@ -15,13 +18,46 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from . import UserInputError
-from .model_card import read_results, shareable_dataset_name
 
 
 logger = logging.getLogger(__name__)
 
 TRAINER_STATE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it was cut off mid-save
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")
+SUMMARY_FILE = "training_summary.json"
+CURVES_FILE = "training_curves.png"
+EXPLANATIONS_FILE = "explanations.png"  # a few held-out images explained (explanations.py), shown in the card
+RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
+
+
+def weight_file_error(path: str | os.PathLike, safe_load: bool = False) -> Exception | None:
+    """The error reading the weight file `path` (safetensors, or torch.save's .bin / .pt / .pth) meets, or None.
+
+    A safetensors file must have a header that parses and be as long as the header announces. A torch.save file is
+    a zip whose directory comes last, so a file cut short has none: without `safe_load` that directory is all that
+    is looked for, since a checkpoint's optimizer state is several times the model's size and reading it whole at
+    every resume would cost minutes. With `safe_load` the file is loaded with the safe loader,
+    `torch.load(weights_only=True)`, which also refuses a file that carries Python objects (code): for weights that
+    are about to be shared."""
+    path = Path(path)
+    if safe_load and path.suffix != ".safetensors":
+        import torch
+
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch.load fails with RuntimeError, EOFError, KeyError, UnpicklingError, ...
+            return error
+        return None
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), "pt"):
+                pass
+        else:
+            zipfile.ZipFile(path).close()
+    except (OSError, zipfile.BadZipFile, SafetensorError) as error:
+        return error
+    return None
 
 
 def checkpoint_problem(folder: str) -> str | None:
@@ -36,20 +72,19 @@ def checkpoint_problem(folder: str) -> str | None:
     torn = []
     for name in names:
         path = os.path.join(folder, name)
-        try:
-            if name == TRAINER_STATE:
-                TrainerState.load_from_json(path)  # as Trainer reads it on resume
-            elif name.endswith(".json"):
-                with open(path, encoding="utf-8") as f:
-                    json.load(f)
-            elif name.endswith((".pt", ".pth", ".bin")):
-                # torch.save writes a zip whose directory comes last: a file cut short has none. (Every byte is not
-                # read again: a checkpoint holds the optimizer state, several times the model's size.)
-                zipfile.ZipFile(path).close()
-            elif name.endswith(".safetensors"):
-                with safe_open(path, "pt"):  # parses the header and checks the file is as long as it announces
-                    pass
-        except (OSError, ValueError, TypeError, zipfile.BadZipFile, SafetensorError) as error:
+        error = None
+        if name.endswith((".safetensors", *TORCH_FILE_SUFFIXES)):
+            error = weight_file_error(path)
+        else:
+            try:
+                if name == TRAINER_STATE:
+                    TrainerState.load_from_json(path)  # as Trainer reads it on resume
+                elif name.endswith(".json"):
+                    with open(path, encoding="utf-8") as f:
+                        json.load(f)
+            except (OSError, ValueError, TypeError) as caught:
+                error = caught
+        if error is not None:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
             torn.append(f"{name} does not parse ({type(error).__name__}: {detail})")
     return "; ".join(torn) or None
@@ -151,9 +186,6 @@ def _schedule_summary(training_args, recipe_args) -> str:
     return f"{scheduler} per step, warm-up {recipe_args.warmup_epochs} epoch(s)"
 
 
-SUMMARY_FILE = "training_summary.json"
-CURVES_FILE = "training_curves.png"
-EXPLANATIONS_FILE = "explanations.png"  # a few held-out images explained (explanations.py), shown in the card
 # Evaluation log keys that measure speed, not the model: left out of the history.
 _SPEED_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
@@ -213,7 +245,7 @@ def run_summary(trainer, model_args, recipe_args, data, results: dict, train_ima
 def write_run_outputs(trainer, summary: dict) -> None:
     """SUMMARY_FILE, the picture of its history (CURVES_FILE), a DEMS model's explanations of a few held-out images
     (EXPLANATIONS_FILE) and the model card rendered from them, in --output_dir. Call on the main process."""
-    from .explanations import draw_held_out_examples
+    from .explain.explanations import draw_held_out_examples
     from .training_plot import plot_history
 
     output_dir = trainer.args.output_dir
@@ -238,3 +270,48 @@ def read_run_summary(folder: str | os.PathLike) -> dict | None:
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+_NO_DATASET = "evaluation set"  # model-index name when the data set is unknown
+_SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "eval", "images"}
+
+# A Hub dataset id: "name" or "owner/name". A local path (imagefolder) is not one and stays out of the metadata.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def read_results(folder: str | os.PathLike) -> dict | None:
+    """Merge the metrics files that Trainer's `save_metrics` writes into `folder` (all_results.json wins on a
+    clash, as it is written last). Returns None when there are none."""
+    merged: dict = {}
+    for name in reversed(RESULT_FILES):  # lowest priority first
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict):
+                merged.update(data)
+    return merged or None
+
+
+def shareable_dataset_name(dataset: str | None) -> str:
+    """A Hub data set id as it is; anything else with its local paths shortened (see below)."""
+    if not dataset:
+        return _NO_DATASET
+    return dataset if is_hub_dataset_id(dataset) else _without_local_paths(dataset)
+
+
+def _without_local_paths(text: str) -> str:
+    """Replace each local path in `text` by the name of the data set folder: no machine's paths on the Hub.
+    `/data/caltech101/train` becomes `caltech101` (split folders name no data set)."""
+
+    def short(match: re.Match) -> str:
+        parts = [p for p in re.split(r"[/\\]", match.group(0)) if p not in ("", ".", "..")]
+        while len(parts) > 1 and parts[-1].lower() in _SPLIT_FOLDERS:
+            parts.pop()
+        return parts[-1] if parts else match.group(0)
+
+    return re.sub(r"\S*[/\\]\S*", short, text)
+
+
+def is_hub_dataset_id(dataset: str | None) -> bool:
+    return bool(dataset) and _HUB_ID.match(dataset) is not None and not os.path.exists(dataset)

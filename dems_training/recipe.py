@@ -1,35 +1,26 @@
-"""Every default of the DEMS recipe, and how they meet the command line.
+"""Every default of the DEMS recipe, and the rules by which they meet the command line.
 
 Order of precedence, lowest first: Trainer's own defaults < COMMON_DEFAULTS (Trainer's that the recipe changes) <
-STAGE_DEFAULTS (`--stage pretrain|finetune`) < the data set's entry in DATASET_RECIPES < what the user passed.
+STAGE_DEFAULTS (`--stage pretrain|finetune`) < the data set's `recipe_overrides` (its entry in the data-set table,
+data/table.py) < what the user passed.
 Values that depend on others are derived from the effective ones (`recipe_defaults`): the peak learning rate from
 the global batch (`peak_learning_rate`), the per-device batch from the global batch and the world size, warm-up
 from warm-up epochs; the augmentation's first probability from the model's width (`augmentation_p0_for`).
 
 Where is the default learning rate of a finetune on CIFAR100 decided? Here: STAGE_DEFAULTS["finetune"] gives a base
-rate of 1e-3 per 256 images, DATASET_RECIPES["cifar100"] changes nothing, the global batch is COMMON_DEFAULTS' 256,
-so `peak_learning_rate` gives 1e-3 * 256 / 256 = 1e-3 (2e-3 with --global_batch_size 512).
+rate of 1e-3 per 256 images, the cifar100 entry of the data-set table changes nothing, the global batch is
+COMMON_DEFAULTS' 256, so `peak_learning_rate` gives 1e-3 * 256 / 256 = 1e-3 (2e-3 with --global_batch_size 512).
 
-The train augmentation is built here too, from these values (`build_train_augmentation`): the transform, the
-mixup/cutmix collator, and the callback that moves the augmentation schedule every epoch. The rest lives next door:
-the held-out transform and how the pieces meet in input_pipeline.py, the per-epoch learning-rate schedule in
-lr_schedule.py, the model and its image processor in modeling.py, where each data set lives (Hub id, columns,
-splits) in data_sets.py.
+What is built from these values lives with what it builds: the input pipeline in augmentation/pipeline.py, the
+per-epoch learning-rate schedule in lr_schedule.py, the model and its image processor in modeling.py.
 """
 
 import json
-from dataclasses import dataclass, field
 
 import torch
-from transformers import TrainerCallback
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from . import UserInputError
-from .augmentation import AugmentationSchedule, RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
-from .batch_augmentation import BatchAugmentation
-from .data_sets import preset_name
 from .launch import processes_on_node, usable_cpus
-from .mixup import MixupCutmixCollator, default_collator
 
 
 STAGES = ("pretrain", "finetune")
@@ -91,90 +82,6 @@ STAGE_DEFAULTS = {
 }
 
 
-IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
-IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
-# The reference normalises the MNIST family with mean 0.5 / std 0.5.
-HALF = (0.5, 0.5, 0.5)
-
-
-@dataclass(frozen=True)
-class DatasetRecipe:
-    """How the reference trains on one data set: its model, its normalisation, and its values on top of the
-    stage's."""
-
-    model_preset: str = "tiny-32"  # a DEMS preset; --model_preset names another
-    # Model config values on top of the model preset (e.g. a smaller image for digits); a preset the user names with
-    # --model_preset is taken as is.
-    config_overrides: dict = field(default_factory=dict)
-    image_mean: tuple = IMAGENET_MEAN
-    image_std: tuple = IMAGENET_STD
-    # Image processor settings beyond size / mean / std (the held-out transform, and what `pipeline` does).
-    processor_overrides: dict = field(default_factory=dict)
-    # Recipe / Trainer defaults on top of the stage's values; flags still override them.
-    recipe_overrides: dict = field(default_factory=dict)
-
-
-# One entry per preset of data_sets.DATASET_PRESETS, under the same name.
-DATASET_RECIPES: dict[str, DatasetRecipe] = {
-    # A CPU smoke recipe, not the reference's: 8x8 digits upsampled to 16x16 (one region of 85 tokens), a narrow
-    # 4-block model whose two merges come late (so that the class token first sees every token), 20 short epochs.
-    # Mixup/cutmix are off and the colour schedule is mild: solarize turns white strokes black, and a model this
-    # small on 1,437 images needs the clean signal to pass 90% within minutes.
-    "digits": DatasetRecipe(
-        model_preset="tiny-32",
-        image_mean=HALF,
-        image_std=HALF,
-        config_overrides={
-            "image_size": 16,
-            "patch_size": 2,
-            "hidden_size": 64,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 4,
-            "merge_layers": [3, 4],
-            "num_merged_tokens": [32, 16],
-            "mlp_ratios": [2.0, 2.0, 2.0],
-        },
-        recipe_overrides={
-            "num_train_epochs": 20,
-            "global_batch_size": 16,
-            "base_learning_rate": 1.6e-2,  # 1e-3 at batch 16
-            "warmup_epochs": 1,
-            "mixup_alpha": 0.0,
-            "cutmix_alpha": 0.0,
-            "augmentation_p0": 0.3,
-            "hflip_prob": 0.0,
-            "crop_scale_min": 0.6,
-            "drop_path_rate": 0.0,
-            "attention_probs_dropout_prob": 0.0,
-        },
-    ),
-    # The reference recipe as it stands: tiny-32, ImageNet normalisation, the stage's values.
-    "cifar10": DatasetRecipe(),
-    "cifar100": DatasetRecipe(),
-    "fashion_mnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
-    "mnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
-    "emnist": DatasetRecipe(image_mean=HALF, image_std=HALF),
-    # Held out as the reference does: resize to 300x300 (bilinear), centre crop 256.
-    "caltech101": DatasetRecipe(
-        model_preset="tiny-256",
-        processor_overrides={
-            "size": {"height": 300, "width": 300},
-            "resample": 2,  # PIL bilinear
-            "do_center_crop": True,
-            "crop_size": {"height": 256, "width": 256},
-        },
-    ),
-}
-# Any other data: a Hub id that is not a preset, or image folders (--train_dir).
-GENERIC_RECIPE = DatasetRecipe()
-
-
-def recipe_for(dataset: str, train_dir: str | None) -> DatasetRecipe:
-    """The data set's recipe entry; train.py resolves it once per run and passes it on."""
-    name = preset_name(dataset, train_dir)
-    return GENERIC_RECIPE if name is None else DATASET_RECIPES[name]
-
-
 def peak_learning_rate(base_learning_rate: float, global_batch_size: int) -> float:
     """The reference gives its learning rates per 256 images and scales them linearly with the global batch."""
     return base_learning_rate * global_batch_size / REFERENCE_BATCH
@@ -186,77 +93,14 @@ def augmentation_p0_for(hidden_size: int) -> float:
     return 0.8 if hidden_size >= 384 else 0.6
 
 
-@dataclass
-class TrainAugmentation:
-    """What the recipe does to the train images: the per-image transform (data-loader workers run it), the batch
-    collator, with `--augment_on_device` the batched augmentation the trainer runs on the device, and the callbacks
-    that move the augmentation schedule."""
-
-    transform: object
-    collator: object
-    batch_augmentation: BatchAugmentation | None = None
-    callbacks: list = field(default_factory=list)
-
-
-class AugmentationScheduleCallback(TrainerCallback):
-    """Push the epoch to the augmentation schedule at the start of every epoch.
-
-    Trainer calls `on_epoch_begin` before it opens the epoch's data loader iterator, so the workers (which read the
-    epoch from shared memory) start the epoch with its probabilities. On resume `state.epoch` is the fractional epoch
-    of the checkpoint: its integer part is the epoch being resumed."""
-
-    def __init__(self, augmentation):
-        self.augmentation = augmentation
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        epoch = int(state.epoch or 0)
-        self.augmentation.set_epoch(epoch, state.num_train_epochs or args.num_train_epochs)
-
-
-def build_train_augmentation(recipe_args, config, image_mean, image_std) -> TrainAugmentation:
-    """The train augmentation of `recipe_args` (the resolved recipe) for a model of `config`, normalising with the
-    image processor's `image_mean` / `image_std`: with the augmentation schedule (pretrain) a random-resized crop,
-    flip and scheduled colour operations, driven by the callback returned with them; without it (finetune) resize
-    and normalise. Mixup/cutmix mix the batches, in the collator or on the device."""
-    size, channels = config.image_size, config.num_channels
-    schedule = None
-    if recipe_args.augmentation_schedule:
-        if recipe_args.augmentation_p0 is None:  # the model's width decides; written back for the model card
-            recipe_args.augmentation_p0 = augmentation_p0_for(config.hidden_size)
-        p0 = recipe_args.augmentation_p0
-        schedule = AugmentationSchedule(p0, p0, p0, decaying=recipe_args.augmentation_decay)
-    mixer = MixupCutmixCollator(
-        num_classes=config.num_labels,
-        mixup_alpha=recipe_args.mixup_alpha,
-        cutmix_alpha=recipe_args.cutmix_alpha,
-        mix_prob=recipe_args.mixup_prob,
-        switch_prob=recipe_args.mixup_switch_prob,
-        label_smoothing=recipe_args.label_smoothing,
-    )
-    crop = {"crop_scale": (recipe_args.crop_scale_min, 1.0), "hflip_prob": recipe_args.hflip_prob}
-    if recipe_args.augment_on_device:
-        # The workers decode, crop, resize and flip (uint8); colour, normalisation and mixing run on the device.
-        if schedule is not None:
-            transform = RandomResizedCropFlip(size, channels, **crop)
-        else:
-            transform = ResizeNormalize(size, image_mean, image_std, channels, normalize=False)
-        on_device = BatchAugmentation(image_mean, image_std, channels, schedule=schedule, mixer=mixer)
-        callbacks = [AugmentationScheduleCallback(on_device)] if schedule is not None else []
-        return TrainAugmentation(transform, default_collator, on_device, callbacks)
-    if schedule is not None:
-        transform = ScheduledAugmentation(size, image_mean, image_std, channels, schedule=schedule, **crop)
-        return TrainAugmentation(transform, mixer, None, [AugmentationScheduleCallback(transform)])
-    return TrainAugmentation(ResizeNormalize(size, image_mean, image_std, channels), mixer)
-
-
 def data_loader_defaults(given: dict, use_cuda: bool, cpus: int, local_processes: int) -> dict:
     """Workers, persistence and pinning for the data loaders, where the user set none of them.
 
     On CUDA each process gets its share of the node's cores less one (its own: it launches the GPU work), at least
     one worker; workers persist across epochs (no re-forking, the schedule reaches them through shared memory) and
-    batches are pinned for asynchronous copies. On the CPU the loading stays in the training process: a tiny-32
-    training step of 32 images takes about 7 s there (benchmarks/RESULTS.md) and their transforms a few
-    milliseconds, so workers would only take cores from the model."""
+    batches are pinned for asynchronous copies. On the CPU the loading stays in the training process: a training
+    step there takes thousands of times longer than its images' transforms (benchmarks/RESULTS.md), so workers
+    would only take cores from the model."""
     if use_cuda:
         workers = min(max(cpus // max(local_processes, 1) - 1, 1), MAX_DEFAULT_WORKERS)
     else:

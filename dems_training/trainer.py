@@ -10,13 +10,13 @@ from transformers import Trainer
 
 from modeling_dems.modeling_dems import soft_target_cross_entropy
 
+from .hub.model_card import write_model_card
 from .lr_schedule import EpochLearningRateSchedule, optimizer_steps_per_epoch
-from .model_card import write_model_card
 from .outputs import read_run_summary
 
 
 class DemsTrainer(Trainer):
-    """- With `batch_augmentation` (`--augment_on_device`), each training batch arrives as uint8 pixels and integer
+    """- With `device_augmentation` (`--augment_on_device`), each training batch arrives as uint8 pixels and integer
       labels and is augmented, normalised and mixed on the training device before the forward pass.
     - Held-out batches are collated by `eval_data_collator` (plain stacking, integer labels), while training
       batches go through the mixup/cutmix collator given as `data_collator`.
@@ -35,13 +35,13 @@ class DemsTrainer(Trainer):
         self,
         *args,
         eval_data_collator=None,
-        batch_augmentation=None,
+        device_augmentation=None,
         decay_all_parameters: bool = True,
         epoch_schedule: EpochLearningRateSchedule | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.batch_augmentation = batch_augmentation
+        self.device_augmentation = device_augmentation
         self.eval_data_collator = eval_data_collator
         self.decay_all_parameters = decay_all_parameters
         self.epoch_schedule = epoch_schedule
@@ -59,10 +59,10 @@ class DemsTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        if self.batch_augmentation is not None:
+        if self.device_augmentation is not None:
             inputs = self._prepare_inputs(inputs)  # on the device; Trainer's own call below then moves nothing
             with torch.no_grad():
-                inputs = {**inputs, **self.batch_augmentation(inputs["pixel_values"], inputs["labels"])}
+                inputs = {**inputs, **self.device_augmentation(inputs["pixel_values"], inputs["labels"])}
         return super().training_step(model, inputs, num_items_in_batch)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):

@@ -14,8 +14,8 @@ from transformers.activations import ACT2FN
 # Tokens that one coarse region carries into the encoder: an 8x8 block of p-patches, 4x4 of 2p, 2x2 of 4p, one 8p.
 TOKENS_PER_REGION = 64 + 16 + 4 + 1
 
-# The reference release's four model presets (ARCHITECTURE.md section 7). The number of classes is not part of a
-# preset: pass `num_labels` (or `id2label`) to `DemsConfig.from_preset`.
+# The reference release's four model presets (docs/architecture.md, reference figures). The number of classes is not
+# part of a preset: pass `num_labels` (or `id2label`) to `DemsConfig.from_preset`.
 DEMS_PRESETS: dict[str, dict] = {
     "tiny-32": {
         "image_size": 32,

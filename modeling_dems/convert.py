@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 from huggingface_hub.errors import StrictDataclassError
 
-from dems_training import UserInputError, report_user_error
-
+from .command_line import UserInputError, run_command
 from .configuration_dems import DEMS_PRESETS, DemsConfig
 from .image_processing_dems import DemsImageProcessor
 from .modeling_dems import DemsForImageClassification, sincos_position_embedding_2d
@@ -259,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num_attention_heads", type=int, help="default: the preset's, else hidden_size / 64")
     parser.add_argument("--id2label", type=Path, help="JSON file: a list of class names or an {id: name} object")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
-    args = parser.parse_args(argv)
-    try:
-        convert_command(args)
-    except UserInputError as error:
-        return report_user_error(parser.prog, error)
-    return 0
+    return run_command(lambda arguments: convert_command(parser.parse_args(arguments)), parser.prog, argv)
 
 
 def convert_command(args: argparse.Namespace) -> None:

@@ -4,7 +4,8 @@
 An image is embedded at four patch sizes (p, 2p, 4p, 8p). The tokens are regrouped so that each 8p region carries
 its finer tokens along (64 + 16 + 4 + 1 = 85 per region), a class token is prepended, and a pre-norm transformer
 runs over them. Twice during the encoder each region's tokens are fused into fewer ones by a learned soft
-assignment (`DemsTokenMerger`). ARCHITECTURE.md in the project's spec states every detail reproduced here.
+assignment (`DemsTokenMerger`). docs/architecture.md in the project's repository states every detail reproduced
+here.
 
 This file only imports torch, transformers and its configuration next to it, so that it can be shipped as remote code.
 """

@@ -14,7 +14,7 @@ from PIL import Image
 from tiny_configs import make_tiny_config
 from transformers import AutoConfig
 
-import dems_training.onnx_export as onnx_export
+import dems_training.hub.onnx_export as onnx_export
 from dems_training import UserInputError
 from modeling_dems import DemsForImageClassification, DemsImageProcessor
 

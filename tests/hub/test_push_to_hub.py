@@ -21,8 +21,8 @@ from PIL import Image
 from reference_dems import random_reference_state_dict, reference_logits
 from tiny_configs import TINY_LABELS, make_tiny_config
 
-from dems_training.hub_export import verify_folder
-from dems_training.hub_source import Source
+from dems_training.hub.export import verify_folder
+from dems_training.hub.source import Source
 from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 from dems_training.training_plot import plot_history
 from modeling_dems import DemsConfig, DemsForImageClassification, DemsImageProcessor
@@ -170,6 +170,7 @@ def test_configuration_dems_re_exports_the_one_class():
     assert configuration_dems.DEMS_PRESETS is modeling_dems.configuration_dems.DEMS_PRESETS
 
 
+@pytest.mark.slow
 def test_loads_without_the_project_through_remote_code(trained, exported, tmp_path):
     """A fresh interpreter that cannot import the project, offline, gets the original's outputs."""
     model, _ = trained
@@ -475,6 +476,7 @@ def test_export_check_catches_weights_that_differ(exported):
         verify_folder(Source(model=other, processor=None, name="other"), exported)
 
 
+@pytest.mark.slow
 def test_command_line_reports_errors_in_one_line(tmp_path):
     script = REPO_ROOT / "push_to_hub.py"
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""dems_training.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics,
+"""dems_training.hub.model_card: the README.md of a DEMS checkpoint parses as a Hub model card and carries the metrics,
 the per-epoch history, the data set's facts and the recipe, all rendered from the run summary's data."""
 
 import json
@@ -6,7 +6,8 @@ import json
 from huggingface_hub import ModelCard
 
 from configuration_dems import DemsConfig
-from dems_training.model_card import find_metric, read_results, render_model_card
+from dems_training.hub.model_card import find_metric, render_model_card
+from dems_training.outputs import read_results
 
 
 def config():

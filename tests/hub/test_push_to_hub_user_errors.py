@@ -1,8 +1,8 @@
 """push_to_hub.py's user errors: each is one line on stderr (`push_to_hub.py: error: ...`) naming the option or file,
 the value and the rule, exit code 2, no stack trace, and nothing the user gave is changed: every file under the
 test's folder (the source, label files, checkpoints, an existing --local_dir) keeps its bytes and mtime, and no
-file or folder appears. Most cases used to print a traceback, to exit 0 with a wrong repository, or (--local_dir
-inside the source) to write into the folder being pushed.
+file or folder appears: neither a traceback, nor exit code 0 with a wrong repository, nor (--local_dir inside the
+source) a write into the folder being pushed.
 
 The inputs are made here: real files cut short, JSON written half, configs edited by hand."""
 
@@ -10,7 +10,6 @@ import argparse
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import torch
 from reference_dems import random_reference_state_dict
 from tiny_configs import make_tiny_config
 
+from dems_training import UserInputError
 from modeling_dems import DemsForImageClassification, DemsImageProcessor
 
 
@@ -82,44 +82,41 @@ def _out(tmp_path):
 
 
 def missing_source(tmp_path, saved):
-    return [tmp_path / "nothere", "--dry_run"], r"source \S*nothere does not exist; give a save_pretrained folder"
+    return [tmp_path / "nothere", "--dry_run"], ("source", "nothere", "does not exist")
 
 
 def weight_file_as_source(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model / "model.safetensors", "--dry_run"], (
-        r"source \S*model.safetensors is neither a save_pretrained folder nor a reference .pth checkpoint; give the "
-        r"folder that holds it"
-    )
+    return [model / "model.safetensors", "--dry_run"], ("source", "model.safetensors", "give the folder")
 
 
 def folder_without_config(tmp_path, saved):
     (tmp_path / "empty").mkdir()
-    return [tmp_path / "empty", *_out(tmp_path)], r"source \S*empty has no config.json"
+    return [tmp_path / "empty", *_out(tmp_path)], ("source", "empty", "config.json")
 
 
 def torn_config(tmp_path, saved):
     model = _model(tmp_path, saved)
     _cut_short(model / "config.json")
-    return [model, *_out(tmp_path)], r"\S*model/config.json is not valid JSON \(.*\); is it complete\?"
+    return [model, *_out(tmp_path)], ("model/config.json", "not valid JSON")
 
 
 def config_not_an_object(tmp_path, saved):
     model = _model(tmp_path, saved)
     (model / "config.json").write_text("[1, 2]")
-    return [model, *_out(tmp_path)], r"model/config.json must hold a JSON object, not a list"
+    return [model, *_out(tmp_path)], ("model/config.json", "JSON object", "list")
 
 
 def config_with_a_string_number(tmp_path, saved):
     model = _model(tmp_path, saved)
     _edit_json(model / "config.json", hidden_size="32")
-    return [model, *_out(tmp_path)], r"cannot load the model in \S*model: .*'hidden_size' expected int, got str"
+    return [model, *_out(tmp_path)], ("model", "'hidden_size'", "int", "str")
 
 
 def torn_safetensors(tmp_path, saved):
     model = _model(tmp_path, saved)
     _cut_short(model / "model.safetensors")
-    return [model, *_out(tmp_path)], r"cannot read \S*model/model.safetensors: it is truncated or not a safetensors"
+    return [model, *_out(tmp_path)], ("model/model.safetensors", "truncated")
 
 
 def torn_pytorch_model_bin(tmp_path, saved):
@@ -127,10 +124,7 @@ def torn_pytorch_model_bin(tmp_path, saved):
     (model / "model.safetensors").unlink()
     torch.save(saved["state_dict"], model / "pytorch_model.bin")
     _cut_short(model / "pytorch_model.bin")
-    return [model, *_out(tmp_path)], (
-        r"cannot read \S*model/pytorch_model.bin as a PyTorch checkpoint: it is truncated, damaged or not a "
-        r"torch.save file \(RuntimeError: PytorchStreamReader failed reading zip archive"
-    )
+    return [model, *_out(tmp_path)], ("model/pytorch_model.bin", "truncated", "PytorchStreamReader")
 
 
 def pytorch_model_bin_the_safe_loader_refuses(tmp_path, saved):
@@ -138,8 +132,7 @@ def pytorch_model_bin_the_safe_loader_refuses(tmp_path, saved):
     (model / "model.safetensors").unlink()
     torch.save({**saved["state_dict"], "args": argparse.Namespace(lr=0.1)}, model / "pytorch_model.bin")
     return [model, *_out(tmp_path)], (
-        r"model/pytorch_model.bin: the safe loader, torch.load\(weights_only=True\), refuses it: it holds "
-        r"argparse.Namespace.* save it again with save_pretrained"
+        'model/pytorch_model.bin', 'weights_only=True', 'argparse.Namespace', 'save_pretrained',
     )
 
 
@@ -149,24 +142,20 @@ def index_naming_a_missing_shard(tmp_path, saved):
     shards = {"classifier.weight": "model-00001-of-00002.safetensors", "classifier.bias": "model-00002-of-00002"
               ".safetensors"}  # fmt: skip
     (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": shards}))
-    return [model, *_out(tmp_path)], (
-        r"model.safetensors.index.json names the shard model-00002-of-00002.safetensors, which is not in \S*model"
-    )
+    return [model, *_out(tmp_path)], ("model.safetensors.index.json", "model-00002-of-00002.safetensors")
 
 
 def torn_index(tmp_path, saved):
     model = _model(tmp_path, saved)
     (model / "model.safetensors.index.json").write_text('{"weight_map": {"classifier.weight": "model-0')
-    return [model, *_out(tmp_path)], r"model/model.safetensors.index.json is not valid JSON"
+    return [model, *_out(tmp_path)], ("model/model.safetensors.index.json", "not valid JSON")
 
 
 def weights_with_blocks_the_config_lacks(tmp_path, saved):
     # Three blocks saved, two in config.json: transformers would drop the third block's tensors with a warning.
     model = _model(tmp_path, saved)
     _edit_json(model / "config.json", num_hidden_layers=2)
-    return [model, *_out(tmp_path)], (
-        r"the weights in \S*model hold 11 tensors its config.json has no place for \(e.g. dems.encoder.layers.2."
-    )
+    return [model, *_out(tmp_path)], ("model", "11 tensors", "dems.encoder.layers.2.")
 
 
 def weights_of_another_class_count(tmp_path, saved):
@@ -174,43 +163,38 @@ def weights_of_another_class_count(tmp_path, saved):
     config = json.loads((model / "config.json").read_text())
     del config["id2label"], config["label2id"]
     (model / "config.json").write_text(json.dumps({**config, "num_labels": 4}))
-    return [model, *_out(tmp_path)], (
-        r"the weights in \S*model do not fit its config.json: 2 tensors differ in shape \(e.g. classifier.bias: "
-        r"\(3,\) in the weights, \(4,\) for the config\)"
-    )
+    return [model, *_out(tmp_path)], ("model", "2 tensors", "classifier.bias", "(3,)", "(4,)")
 
 
 def torn_preprocessor_config(tmp_path, saved):
     model = _model(tmp_path, saved)
     _cut_short(model / "preprocessor_config.json")
-    return [model, *_out(tmp_path)], r"model/preprocessor_config.json is not valid JSON"
+    return [model, *_out(tmp_path)], ("model/preprocessor_config.json", "not valid JSON")
 
 
 def preprocessor_config_of_a_size_the_model_refuses(tmp_path, saved):
     model = _model(tmp_path, saved)
     _edit_json(model / "preprocessor_config.json", size={"height": 20, "width": 20})
-    return [model, *_out(tmp_path)], (
-        r"model/preprocessor_config.json makes pixel_values of shape \(1, 3, 20, 20\), which the model refuses: .*"
-        r"multiples of 8 \* patch_size = 16"
-    )
+    return [model, *_out(tmp_path)], ("model/preprocessor_config.json", "(1, 3, 20, 20)", "8 * patch_size = 16")
 
 
 def torn_training_summary(tmp_path, saved):
     model = _model(tmp_path, saved)
     _write(model / "training_summary.json", '{"dataset": {"name": "uoft-')
-    return [model, *_out(tmp_path)], r"model/training_summary.json is not valid JSON"
+    return [model, *_out(tmp_path)], ("model/training_summary.json", "not valid JSON")
 
 
 def training_summary_with_a_string_dataset(tmp_path, saved):
     model = _model(tmp_path, saved)
     _write(model / "training_summary.json", json.dumps({"dataset": "cifar10"}))
-    return [model, *_out(tmp_path)], r"model/training_summary.json: 'dataset' must be a JSON object, not a string"
+    return [model, *_out(tmp_path)], ("model/training_summary.json", "'dataset'", "object", "string")
 
 
 def torn_all_results(tmp_path, saved):
     model = _model(tmp_path, saved)
     _write(model / "all_results.json", '{"eval_top1_accuracy": 0.')
-    return [model, *_out(tmp_path)], r"model/all_results.json is not valid JSON"
+    return [model, *_out(tmp_path)], ("model/all_results.json", "not valid JSON")
+
 
 
 # ----------------------------------------------------------------------------------------------- the cases: .pth
@@ -219,51 +203,44 @@ def torn_all_results(tmp_path, saved):
 def truncated_reference_pth(tmp_path, saved):
     pth = _pth(tmp_path, saved)
     _cut_short(pth)
-    return [pth, *_out(tmp_path)], (
-        r"cannot convert \S*ref.pth: cannot read \S*ref.pth as a PyTorch checkpoint: it is truncated"
-    )
+    return [pth, *_out(tmp_path)], ("ref.pth", "truncated")
 
 
 def reference_pth_the_safe_loader_refuses(tmp_path, saved):
     state_dict = torch.load(saved["pth"], weights_only=True)["model"]
     torch.save({"model": state_dict, "args": argparse.Namespace(lr=0.1)}, tmp_path / "ref.pth")
-    return [tmp_path / "ref.pth", *_out(tmp_path)], (
-        r"ref.pth: the safe loader, torch.load\(weights_only=True\), refuses it: it holds argparse.Namespace"
-    )
+    return [tmp_path / "ref.pth", *_out(tmp_path)], ("ref.pth", "weights_only=True", "argparse.Namespace")
 
 
 def num_labels_other_than_the_head(tmp_path, saved):
     pth = _pth(tmp_path, saved)
-    return [pth, "--num_labels", "7", *_out(tmp_path)], r"num_labels=7 but the checkpoint's head has 10 classes"
+    return [pth, "--num_labels", "7", *_out(tmp_path)], ("num_labels=7", "10 classes")
 
 
 def zero_num_labels(tmp_path, saved):
     pth = _pth(tmp_path, saved)
-    return [pth, "--num_labels", "0", *_out(tmp_path)], r"--num_labels=0 must be a positive integer"
+    return [pth, "--num_labels", "0", *_out(tmp_path)], ("--num_labels=0", "positive")
 
 
 def image_mean_of_two_values(tmp_path, saved):
     pth = _pth(tmp_path, saved)
-    return [pth, "--image_mean", "0.5", "0.5", *_out(tmp_path)], (
-        r"--image_mean gives 2 values but the model has 3 channels; give 1 or 3"
-    )
+    return [pth, "--image_mean", "0.5", "0.5", *_out(tmp_path)], ("--image_mean", "2 values", "3 channels")
 
 
 def zero_image_std(tmp_path, saved):
     pth = _pth(tmp_path, saved)
-    return [pth, "--image_std", "0.2", "0", "0.2", *_out(tmp_path)], (
-        r"--image_std 0.2 0.0 0.2: every value must be positive"
-    )
+    return [pth, "--image_std", "0.2", "0", "0.2", *_out(tmp_path)], ("--image_std", "0.0", "positive")
 
 
 def nan_image_mean(tmp_path, saved):
     pth = _pth(tmp_path, saved)
-    return [pth, "--image_mean", "nan", *_out(tmp_path)], r"--image_mean nan: every value must be a finite number"
+    return [pth, "--image_mean", "nan", *_out(tmp_path)], ("--image_mean", "nan", "finite")
 
 
 def normalisation_with_a_folder(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--image_mean", "0.5", *_out(tmp_path)], r"apply to a .pth checkpoint only"
+    return [model, "--image_mean", "0.5", *_out(tmp_path)], ("--image_mean", ".pth")
+
 
 
 # --------------------------------------------------------------------------------------------- the cases: labels
@@ -272,70 +249,60 @@ def normalisation_with_a_folder(tmp_path, saved):
 def label_file_with_more_names_than_classes(tmp_path, saved):
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.txt", "cat\ndog\nbird\nfish\n")
-    return [model, "--labels", labels, *_out(tmp_path)], (
-        r"--labels gives 4 names but the model has 3 classes \(the classifier head's num_labels\); --labels "
-        r"\S*labels.txt must name each class once"
-    )
+    return [model, "--labels", labels, *_out(tmp_path)], ("--labels", "labels.txt", "4 names", "3 classes")
 
 
 def json_label_file_with_fewer_names_than_the_head(tmp_path, saved):
     pth = _pth(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", json.dumps(["cat", "dog", "bird"]))
-    return [pth, "--labels", labels, *_out(tmp_path)], (
-        r"--labels gives 3 names but the model has 10 classes .*--labels \S*labels.json"
-    )
+    return [pth, "--labels", labels, *_out(tmp_path)], ("--labels", "labels.json", "3 names", "10 classes")
 
 
 def missing_label_file(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--labels", tmp_path / "labels.txt", *_out(tmp_path)], r"--labels \S*labels.txt: no such file"
+    return [model, "--labels", tmp_path / "labels.txt", *_out(tmp_path)], ("--labels", "labels.txt", "no such file")
 
 
 def label_folder(tmp_path, saved):
     model = _model(tmp_path, saved)
     (tmp_path / "labels").mkdir()
-    return [model, "--labels", tmp_path / "labels", *_out(tmp_path)], r"--labels \S*labels is a folder; give a label"
+    return [model, "--labels", tmp_path / "labels", *_out(tmp_path)], ("--labels", "labels", "folder")
 
 
 def torn_label_json(tmp_path, saved):
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", '["cat", "dog", "bi')
-    return [model, "--labels", labels, *_out(tmp_path)], r"--labels \S*labels.json is not valid JSON"
+    return [model, "--labels", labels, *_out(tmp_path)], ("--labels", "labels.json", "not valid JSON")
 
 
 def label_json_that_is_a_string(tmp_path, saved):
     # Read as a list, "cat" was three classes c, a, t.
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", '"cat"')
-    return [model, "--labels", labels, *_out(tmp_path)], (
-        r"--labels \S*labels.json must hold a list of class names or an object \{\"0\": name, ...\}"
-    )
+    return [model, "--labels", labels, *_out(tmp_path)], ("--labels", "labels.json", "list of class names")
 
 
 def label_json_with_an_id_missing(tmp_path, saved):
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", json.dumps({"0": "cat", "1": "dog", "3": "bird"}))
-    return [model, "--labels", labels, *_out(tmp_path)], (
-        r"--labels \S*labels.json: the class ids must be 0 .. 2, once each; got \[0, 1, 3\]"
-    )
+    return [model, "--labels", labels, *_out(tmp_path)], ("--labels", "labels.json", "[0, 1, 3]")
 
 
 def a_class_named_twice(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--labels", "cat,dog,cat", *_out(tmp_path)], (
-        r"--labels 'cat,dog,cat' names a class twice \(cat\); label2id needs one id each"
-    )
+    return [model, "--labels", "cat,dog,cat", *_out(tmp_path)], ("--labels", "'cat,dog,cat'", "(cat)")
 
 
 def an_empty_class_name(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--labels", "cat,,bird", *_out(tmp_path)], r"--labels 'cat,,bird' holds an empty class name"
+    return [model, "--labels", "cat,,bird", *_out(tmp_path)], ("--labels", "'cat,,bird'", "empty")
 
 
 def label_file_not_utf8(tmp_path, saved):
     model = _model(tmp_path, saved)
     (tmp_path / "labels.txt").write_bytes("chat\nchien\noiseau\n".encode("utf-16"))
-    return [model, "--labels", tmp_path / "labels.txt", *_out(tmp_path)], r"--labels \S*labels.txt is not UTF-8 text"
+    return [model, "--labels", tmp_path / "labels.txt", *_out(tmp_path)], ("--labels", "labels.txt", "UTF-8")
+
 
 
 # -------------------------------------------------------------------------------------------- the cases: options
@@ -344,41 +311,39 @@ def label_file_not_utf8(tmp_path, saved):
 def missing_results_file(tmp_path, saved):
     model = _model(tmp_path, saved)
     return [model, "--results", tmp_path / "results.json", *_out(tmp_path)], (
-        r"--results \S*results.json does not exist; give a metrics JSON file"
+        '--results', 'results.json', 'does not exist',
     )
 
 
 def results_folder(tmp_path, saved):
     model = _model(tmp_path, saved)
     (tmp_path / "results").mkdir()
-    return [model, "--results", tmp_path / "results", *_out(tmp_path)], r"--results \S*results is not a file"
+    return [model, "--results", tmp_path / "results", *_out(tmp_path)], ("--results", "results", "not a file")
 
 
 def torn_results_file(tmp_path, saved):
     model = _model(tmp_path, saved)
     results = _write(tmp_path / "results.json", '{"eval_top1_accuracy": ')
-    return [model, "--results", results, *_out(tmp_path)], r"--results \S*results.json is not valid JSON"
+    return [model, "--results", results, *_out(tmp_path)], ("--results", "results.json", "not valid JSON")
 
 
 def results_file_of_a_list(tmp_path, saved):
     model = _model(tmp_path, saved)
     results = _write(tmp_path / "results.json", "[0.5]")
-    return [model, "--results", results, *_out(tmp_path)], (
-        r"--results \S*results.json must hold a JSON object, not a list"
-    )
+    return [model, "--results", results, *_out(tmp_path)], ("--results", "results.json", "object", "list")
 
 
 def missing_processor_folder(tmp_path, saved):
     model = _model(tmp_path, saved)
     return [model, "--processor", tmp_path / "processor", *_out(tmp_path)], (
-        r"--processor \S*processor does not exist"
+        '--processor', 'processor', 'does not exist',
     )
 
 
 def processor_file_instead_of_its_folder(tmp_path, saved):
     model = _model(tmp_path, saved)
     return [model, "--processor", model / "preprocessor_config.json", *_out(tmp_path)], (
-        r"--processor \S*preprocessor_config.json is a file; give the folder that holds a preprocessor_config.json"
+        '--processor', 'preprocessor_config.json', 'is a file',
     )
 
 
@@ -386,7 +351,7 @@ def processor_folder_without_its_file(tmp_path, saved):
     model = _model(tmp_path, saved)
     (tmp_path / "processor").mkdir()
     return [model, "--processor", tmp_path / "processor", *_out(tmp_path)], (
-        r"--processor \S*processor is not a folder with a preprocessor_config.json"
+        '--processor', 'processor', 'preprocessor_config.json',
     )
 
 
@@ -395,59 +360,51 @@ def torn_processor(tmp_path, saved):
     DemsImageProcessor().save_pretrained(tmp_path / "processor")
     _cut_short(tmp_path / "processor" / "preprocessor_config.json")
     return [model, "--processor", tmp_path / "processor", *_out(tmp_path)], (
-        r"--processor \S*processor/preprocessor_config.json is not valid JSON"
+        '--processor', 'processor/preprocessor_config.json', 'not valid JSON',
     )
 
 
 def processor_of_a_size_the_model_refuses(tmp_path, saved):
     pth = _pth(tmp_path, saved)
     DemsImageProcessor(size={"height": 20, "width": 20}).save_pretrained(tmp_path / "processor")
-    return [pth, "--processor", tmp_path / "processor", *_out(tmp_path)], (
-        r"--processor \S*processor makes pixel_values of shape \(1, 3, 20, 20\), which the model refuses"
-    )
+    return [pth, "--processor", tmp_path / "processor", *_out(tmp_path)], ("--processor", "(1, 3, 20, 20)")
 
 
 def processor_with_normalisation_flags(tmp_path, saved):
     pth = _pth(tmp_path, saved)
     DemsImageProcessor().save_pretrained(tmp_path / "processor")
     return [pth, "--processor", tmp_path / "processor", "--image_std", "0.5", *_out(tmp_path)], (
-        r"--image_mean / --image_std would be overridden by --processor \S*processor's normalisation"
+        '--processor', '--image_mean / --image_std',
     )
 
 
 def local_dir_that_is_a_file(tmp_path, saved):
     model = _model(tmp_path, saved)
     _write(tmp_path / "exported", "my notes")
-    return [model, "--local_dir", tmp_path / "exported"], r"--local_dir \S*exported exists and is not a directory"
+    return [model, "--local_dir", tmp_path / "exported"], ("--local_dir", "exported", "not a directory")
 
 
 def local_dir_under_a_file(tmp_path, saved):
     model = _model(tmp_path, saved)
     _write(tmp_path / "notes", "my notes")
-    return [model, "--local_dir", tmp_path / "notes" / "exported"], (
-        r"--local_dir \S*notes/exported cannot be created: \S*notes is a file"
-    )
+    return [model, "--local_dir", tmp_path / "notes" / "exported"], ("--local_dir", "notes/exported", "notes is a file")
 
 
 def local_dir_inside_the_source(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--local_dir", model / "exported"], (
-        r"--local_dir \S*model/exported lies inside the source \S*model, which would change it"
-    )
+    return [model, "--local_dir", model / "exported"], ("--local_dir", "model/exported", "inside the source")
 
 
 def local_dir_holding_the_source(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--local_dir", tmp_path, "--overwrite"], r"--local_dir \S* holds the source \S*model"
+    return [model, "--local_dir", tmp_path, "--overwrite"], ("--local_dir", "holds the source")
 
 
 def local_dir_not_empty(tmp_path, saved):
     model = _model(tmp_path, saved)
     (tmp_path / "exported").mkdir()
     _write(tmp_path / "exported" / "keep.txt", "mine")
-    return [model, "--local_dir", tmp_path / "exported"], (
-        r"--local_dir \S*exported is not empty; pass --overwrite to replace its contents"
-    )
+    return [model, "--local_dir", tmp_path / "exported"], ("--local_dir", "exported", "--overwrite")
 
 
 def label_file_that_overwrite_would_delete(tmp_path, saved):
@@ -455,7 +412,7 @@ def label_file_that_overwrite_would_delete(tmp_path, saved):
     (tmp_path / "exported").mkdir()
     labels = _write(tmp_path / "exported" / "labels.txt", "cat\ndog\nbird\n")
     return [model, "--labels", labels, "--local_dir", tmp_path / "exported", "--overwrite"], (
-        r"--labels \S*exported/labels.txt lies in --local_dir \S*exported, whose contents --overwrite replaces"
+        '--labels', 'exported/labels.txt', '--local_dir', '--overwrite',
     )
 
 
@@ -465,57 +422,50 @@ def overwrite_of_a_local_dir_with_torn_weights(tmp_path, saved):
     _cut_short(model / "model.safetensors")
     (tmp_path / "exported").mkdir()
     _write(tmp_path / "exported" / "README.md", "last week's export")
-    return [model, "--local_dir", tmp_path / "exported", "--overwrite"], r"model.safetensors: it is truncated"
+    return [model, "--local_dir", tmp_path / "exported", "--overwrite"], ("model.safetensors", "truncated")
 
 
 def upload_options_with_local_dir(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--revision", "v1", "--create_pr", *_out(tmp_path)], (
-        r"--revision, --create_pr apply to an upload, and --local_dir \S*out uploads nothing; leave them out"
-    )
+    return [model, "--revision", "v1", "--create_pr", *_out(tmp_path)], ("--revision", "--create_pr", "--local_dir")
 
 
 def dry_run_with_local_dir(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--dry_run", *_out(tmp_path)], r"--dry_run writes nothing, --local_dir \S*out writes the folder"
+    return [model, "--dry_run", *_out(tmp_path)], ("--dry_run", "--local_dir")
 
 
 def nothing_to_do(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model], r"give --repo_id to upload, or --local_dir / --dry_run"
+    return [model], ("--repo_id", "--local_dir", "--dry_run")
 
 
 def invalid_repo_id(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--repo_id", "me/two/slashes", "--dry_run"], (
-        r"--repo_id 'me/two/slashes' is not a valid repository id"
-    )
+    return [model, "--repo_id", "me/two/slashes", "--dry_run"], ('--repo_id', "'me/two/slashes'")
 
 
 def empty_repo_id(tmp_path, saved):
     # An unset shell variable ("--repo_id $REPO") must not read as "no --repo_id".
     model = _model(tmp_path, saved)
-    return [model, "--repo_id", "", "--dry_run"], r"--repo_id '' is empty; give a value or leave the option out"
+    return [model, "--repo_id", "", "--dry_run"], ("--repo_id", "''", "empty")
 
 
 def empty_commit_message(tmp_path, saved):
     # huggingface_hub would replace it by its own default without a word.
     model = _model(tmp_path, saved)
-    return [model, "--repo_id", "me/dems", "--commit_message", " ", "--dry_run"], r"--commit_message ' ' is empty"
+    return [model, "--repo_id", "me/dems", "--commit_message", " ", "--dry_run"], ("--commit_message", "' '", "empty")
 
 
 def invalid_base_model(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--base_model", "my runs/pretrain", *_out(tmp_path)], (
-        r"--base_model 'my runs/pretrain' is not a valid repository id"
-    )
+    return [model, "--base_model", "my runs/pretrain", *_out(tmp_path)], ('--base_model', "'my runs/pretrain'")
 
 
 def license_with_a_space(tmp_path, saved):
     model = _model(tmp_path, saved)
-    return [model, "--license", "apache 2.0", *_out(tmp_path)], (
-        r"--license 'apache 2.0' is not a license id such as apache-2.0"
-    )
+    return [model, "--license", "apache 2.0", *_out(tmp_path)], ('--license', "'apache 2.0'")
+
 
 
 CASES = {
@@ -595,22 +545,31 @@ def _snapshot(root: Path) -> dict:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_user_errors_are_one_line_and_change_nothing(tmp_path, saved, capfd, case):
-    argv, message = CASES[case](tmp_path, saved)
+def test_user_errors_name_the_option_and_value_and_change_nothing(tmp_path, saved, case):
+    argv, fragments = CASES[case](tmp_path, saved)
     before = _snapshot(tmp_path)
+    with pytest.raises(UserInputError) as error:
+        push_to_hub.run(push_to_hub.parse_args([str(a) for a in argv]))
+    message = str(error.value)
+    assert [fragment for fragment in fragments if fragment not in message] == [], message
+    assert "weights_only=False" not in message  # it would run whatever code the file carries
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", ["missing_source", "torn_safetensors", "a_class_named_twice"])
+def test_the_command_prints_a_user_error_in_one_line_with_exit_code_2(tmp_path, saved, capfd, case):
+    argv, fragments = CASES[case.replace("_", " ")](tmp_path, saved)
     code = push_to_hub.main([str(a) for a in argv])
     # capfd, not capsys: transformers' logging writes to the stderr it saw first, which only the file descriptor
     # capture sees.
     out, err = capfd.readouterr()
-    assert code == 2, err[-3000:]
-    assert "Traceback" not in err and out == ""
+    assert code == 2 and out == "" and "Traceback" not in err, err[-3000:]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("push_to_hub.py: error: "), err[-3000:]
-    assert re.search(message, lines[0]), lines[0]
-    assert "weights_only=False" not in lines[0]  # it would run whatever code the file carries
-    assert _snapshot(tmp_path) == before
+    assert all(fragment in lines[0] for fragment in fragments)
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_one_line_where_transformers_would_print_a_report(tmp_path, saved):
     """A real process, so that anything transformers, torch or a warning would print on stderr is seen."""
     model = _model(tmp_path, saved)
@@ -622,12 +581,12 @@ def test_the_command_line_prints_one_line_where_transformers_would_print_a_repor
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-3000:]
-    assert re.match(r"push_to_hub.py: error: the weights in \S*model hold 11 tensors its config.json has no", lines[0])
+    assert lines[0].startswith("push_to_hub.py: error: ") and "11 tensors" in lines[0] and "config.json" in lines[0]
     assert _snapshot(tmp_path) == before
 
 
 def test_label_json_object_names_the_classes_by_id(tmp_path, saved, capfd):
-    # As convert's --id2label: {"0": name, ...}; it used to give the classes the names "0", "1", "2".
+    # As convert's --id2label: {"0": name, ...}, read by id, not as the names "0", "1", "2".
     model = _model(tmp_path, saved)
     labels = _write(tmp_path / "labels.json", json.dumps({"1": "dog", "0": "cat", "2": "bird"}))
     code = push_to_hub.main([str(model), "--labels", str(labels), "--local_dir", str(tmp_path / "out")])
@@ -662,10 +621,8 @@ def test_a_hub_failure_is_one_line_with_exit_code_1_and_changes_nothing(tmp_path
     assert code == 1 and out == "" and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err[-3000:]
-    assert re.match(
-        r"push_to_hub.py: error: the Hub refused to create the repository for me/dems \(check that your token has "
-        r"write access to it\): 403 Forbidden.*; nothing was uploaded$",
-        lines[0],
-    )
+    assert lines[0].startswith("push_to_hub.py: error: ")
+    fragments = ("me/dems", "403 Forbidden", "write access", "nothing was uploaded")
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
     assert "hf_user_errors_test_token" not in err
     assert _snapshot(tmp_path) == before

@@ -20,8 +20,9 @@ from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 from modeling_dems import DemsForImageClassification
 
 
-# These tests run train.py: on one torch thread, as every test in tests/training.
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+# These tests share a whole train.py run pushing to a fake Hub (slow), on one torch thread as every test in
+# tests/training.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]
 REPO_ID = "me/dems-digits"
 
 

@@ -1,10 +1,10 @@
 """An independent re-statement of the reference DEMS-ViT forward pass, for the parity tests.
 
-It is written from ARCHITECTURE.md in the reference release's own style, on a reference-layout state dict
-(`patch_embed_4.proj.proj-1.weight`, `blocks.3.attn.qkv.weight`, `mlp1.fc3.weight`, ...): sin-cos tables
-added per scale in natural order, gather indices built with Python loops over regions, per-region merges in a loop,
-plain softmax attention. It shares no code with `modeling_dems`, so agreement between the two is evidence, not an
-echo. It is slow and only meant for small inputs.
+It follows the architecture as docs/architecture.md states it, in the reference release's own style, on a
+reference-layout state dict (`patch_embed_4.proj.proj-1.weight`, `blocks.3.attn.qkv.weight`, `mlp1.fc3.weight`,
+...): sin-cos tables added per scale in natural order, gather indices built with Python loops over regions,
+per-region merges in a loop, plain softmax attention. It shares no code with `modeling_dems`, so agreement between
+the two is evidence, not an echo. It is slow and only meant for small inputs.
 """
 
 import numpy as np
@@ -131,7 +131,7 @@ def reference_logits(sd, pixels, *, image_size, patch, heads, depth, merge_layer
 def reference_state_dict_shapes(
     *, dim, patch, image_size, channels, depth, classes, merged, mlp_ratio=4, qkv_bias=False
 ):
-    """Key -> shape of a reference checkpoint, per ARCHITECTURE.md (used to build random test checkpoints)."""
+    """Key -> shape of a reference checkpoint, per the reference's layout (used to build random test checkpoints)."""
     shapes = {"cls_token": (1, 1, dim)}
     for name, factor in (("pos_embed", 1), ("pos_embed_2", 2), ("pos_embed_4", 4), ("pos_embed_8", 8)):
         shapes[name] = (1, (image_size // (patch * factor)) ** 2, dim)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from transformers import (
@@ -51,6 +52,7 @@ def test_pipeline_returns_top_k_labels_from_id2label(tmp_path, small_config):
     assert abs(predictions[0]["score"] - probabilities.max().item()) < 1e-5
 
 
+@pytest.mark.slow  # builds, runs, saves and reloads the full tiny-32 preset
 def test_demo_round_trip(tmp_path, capsys):
     from modeling_dems import demo
 

@@ -10,6 +10,10 @@ from tiny_configs import make_tiny_config
 from modeling_dems.modeling_dems import DemsForImageClassification
 
 
+# torch.compile: each test compiles a model, minutes on a CPU.
+pytestmark = pytest.mark.slow
+
+
 def tiny_model(attn_implementation: str = "sdpa", **overrides) -> DemsForImageClassification:
     # The "tiny" config (one 16x16 region, two blocks with a merge before each): every code path of the full model.
     torch.manual_seed(0)

@@ -102,7 +102,7 @@ def test_merges_can_be_changed_consistently():
     ],
 )
 def test_wrong_types_name_field_value_and_expected_type(fields, rule):
-    # merge_layers=[2.5, 4] used to be accepted and silently skipped the first merge.
+    # Accepted, merge_layers=[2.5, 4] would silently skip the first merge.
     with pytest.raises(StrictDataclassFieldValidationError, match=rule):
         DemsConfig(**fields)
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fragments import raises_naming
 from reference_dems import random_reference_state_dict, reference_logits, reference_state_dict_shapes
 
 from modeling_dems import DemsForImageClassification
+from modeling_dems.command_line import UserInputError
 from modeling_dems.convert import ReferenceCheckpointError, load_reference_checkpoint, main
 
 
@@ -51,6 +53,7 @@ def test_test_layout_matches_the_spec_listing():
     ],
     ids=["tiny-32", "tiny-256", "small-32"],
 )
+@pytest.mark.slow  # the reference presets at full size; test_small_layout_with_given_merges_and_heads is the quick one
 def test_converted_checkpoint_gives_the_reference_logits(tmp_path, layout, heads):
     state_dict = random_reference_state_dict(seed=1, **layout)
     path = tmp_path / "checkpoint.pth"
@@ -76,37 +79,42 @@ def test_small_layout_with_given_merges_and_heads():
 def test_missing_key_is_named():
     state_dict = random_reference_state_dict(**SMALL_LAYOUT)
     del state_dict["blocks.3.mlp.fc2.bias"]
-    with pytest.raises(
-        ReferenceCheckpointError, match=r"lacks weights the model needs: .*encoder.layers.3.mlp.fc2.bias"
-    ):
+    with raises_naming(ReferenceCheckpointError, "lacks", "encoder.layers.3.mlp.fc2.bias"):
         load_reference_checkpoint(_checkpoint(state_dict), merge_layers=[2, 4])
 
 
 def test_extra_key_is_named():
     state_dict = random_reference_state_dict(**SMALL_LAYOUT)
     state_dict["dist_token"] = torch.zeros(1, 1, 32)
-    with pytest.raises(ReferenceCheckpointError, match=r"no place for: \['dist_token'\]"):
+    with raises_naming(ReferenceCheckpointError, "'dist_token'"):
         load_reference_checkpoint(_checkpoint(state_dict), merge_layers=[2, 4])
 
 
 def test_dropped_keys_are_checked_not_ignored():
     state_dict = random_reference_state_dict(**SMALL_LAYOUT)
     state_dict["norm_merge2.weight"] = state_dict["norm_merge2.weight"] + 1
-    with pytest.raises(ReferenceCheckpointError, match=r"norm_merge2.weight should be the same tensor as mlp2.norm"):
+    with raises_naming(ReferenceCheckpointError, "norm_merge2.weight", "mlp2.norm"):
         load_reference_checkpoint(state_dict, merge_layers=[2, 4])
     state_dict = random_reference_state_dict(**SMALL_LAYOUT)
     state_dict["pos_embed_4"] = torch.zeros_like(state_dict["pos_embed_4"])
-    with pytest.raises(ReferenceCheckpointError, match=r"pos_embed_4 .* not the fixed sin-cos embedding of a 4x4 grid"):
+    with raises_naming(ReferenceCheckpointError, "pos_embed_4", "sin-cos", "4x4"):
         load_reference_checkpoint(state_dict, merge_layers=[2, 4])
+
+
+def test_the_converters_errors_are_its_own_value_errors():
+    # The model package stands alone: its errors come from it, and a caller may catch them as ValueError.
+    assert issubclass(ReferenceCheckpointError, ValueError)
+    assert ReferenceCheckpointError.__module__ == "modeling_dems.convert"
+    assert UserInputError.__module__ == "modeling_dems.command_line"
 
 
 def test_wrong_shapes_and_labels_are_explained():
     state_dict = random_reference_state_dict(**SMALL_LAYOUT)
-    with pytest.raises(ReferenceCheckpointError, match=r"num_labels=7 but the checkpoint's head has 5 classes"):
+    with raises_naming(ReferenceCheckpointError, "num_labels=7", "5 classes"):
         load_reference_checkpoint(state_dict, num_labels=7, merge_layers=[2, 4])
-    with pytest.raises(ReferenceCheckpointError, match=r"preset='base-32' is not a DEMS preset"):
+    with raises_naming(ReferenceCheckpointError, "preset='base-32'"):
         load_reference_checkpoint(state_dict, preset="base-32")
-    with pytest.raises(ReferenceCheckpointError, match=r"not a reference DEMS checkpoint"):
+    with raises_naming(ReferenceCheckpointError, "'model'"):
         load_reference_checkpoint({"model": {"a": "not a tensor"}})
 
 
@@ -134,6 +142,7 @@ def test_command_line_writes_a_loadable_folder(tmp_path, capsys):
     assert "no place for: ['extra.weight']" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_convert_writes_a_folder_that_loads_as_remote_code(tmp_path):
     """`python -m modeling_dems.convert` is transformers' save_pretrained: the folder carries the code and auto_map,
     so it loads where the project is not installed."""
@@ -175,11 +184,11 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("truncated", r"cannot read .*ref.pth as a PyTorch checkpoint: it is truncated, damaged or not a torch.save"),
-        ("empty", r"cannot read .*ref.pth as a PyTorch checkpoint: .*\(EOFError"),
-        ("text", r"cannot read .*ref.pth as a PyTorch checkpoint: .*\(UnpicklingError: Unsupported operand"),
-        ("missing", r"ref.pth: no such file"),
-        ("folder", r"ref.pth is a folder, not a .pth file"),
+        ("truncated", ("ref.pth", "truncated")),
+        ("empty", ("ref.pth", "EOFError")),
+        ("text", ("ref.pth", "UnpicklingError")),
+        ("missing", ("ref.pth", "no such file")),
+        ("folder", ("ref.pth", "folder")),
     ],
 )
 def test_unreadable_checkpoints_are_one_line_errors(small_checkpoint, tmp_path, capsys, damage, message):
@@ -195,7 +204,8 @@ def test_unreadable_checkpoints_are_one_line_errors(small_checkpoint, tmp_path, 
             small_checkpoint.mkdir()
     out = tmp_path / "out"
     assert main([str(small_checkpoint), str(out), "--merge_layers", "2", "4"]) == 2
-    assert re.search(message, _one_line_error(capsys))
+    line = _one_line_error(capsys)
+    assert all(fragment in line for fragment in message), line
     assert not out.exists()  # nothing written
 
 
@@ -205,33 +215,33 @@ def test_a_checkpoint_the_safe_loader_refuses_is_explained_without_weights_only_
     torch.save(checkpoint, tmp_path / "ref.pth")
     assert main([str(tmp_path / "ref.pth"), str(tmp_path / "out")]) == 2
     line = _one_line_error(capsys)
-    assert "torch.load(weights_only=True), refuses it: it holds argparse.Namespace" in line
-    assert "save its 'model' entry (a dict of tensors) alone" in line
+    assert "weights_only=True" in line and "argparse.Namespace" in line and "'model' entry" in line
     assert "weights_only=False" not in line
 
 
 @pytest.mark.parametrize(
     ("labels", "message"),
     [
-        ('["a", "b", "c"]', r"id2label has 3 class names but the checkpoint's head has 5 classes"),
-        ('["a", "b", "c", "d", "e", "f"]', r"id2label has 6 class names but the checkpoint's head has 5 classes"),
-        ('{"0": "a", "1": "b", "2": "c", "3": "d", "5": "e"}', r"ids must be 0 .. 4, once each; got \[0, 1, 2, 3, 5"),
-        ('["a", "b", "a", "d", "e"]', r"class names must be distinct strings"),
-        ('["a", "b", 3, "d", "e"]', r"class names must be distinct strings"),
-        ('{"cat": 0}', r"must hold a list of class names or an object"),
-        ('["a", "b",', r"labels.json is not valid JSON: "),
-        (None, r"--id2label=.*labels.json: cannot read it \(No such file or directory\)"),
+        ('["a", "b", "c"]', ("id2label", "3 class names", "5 classes")),
+        ('["a", "b", "c", "d", "e", "f"]', ("id2label", "6 class names", "5 classes")),
+        ('{"0": "a", "1": "b", "2": "c", "3": "d", "5": "e"}', ("--id2label", "[0, 1, 2, 3, 5]")),
+        ('["a", "b", "a", "d", "e"]', ("--id2label", "distinct")),
+        ('["a", "b", 3, "d", "e"]', ("--id2label", "distinct")),
+        ('{"cat": 0}', ("--id2label", "list of class names")),
+        ('["a", "b",', ("--id2label", "labels.json", "not valid JSON")),
+        (None, ("--id2label", "labels.json", "cannot read")),
     ],
 )
 def test_label_files_that_do_not_fit_the_head_are_refused(small_checkpoint, tmp_path, capsys, labels, message):
-    # 3 names for a 5-class head used to exit 0 and drop the names.
+    # 3 names for a 5-class head must not be dropped silently with exit code 0.
     labels_file = tmp_path / "labels.json"
     if labels is not None:
         labels_file.write_text(labels)
     out = tmp_path / "out"
     code = main([str(small_checkpoint), str(out), "--merge_layers", "2", "4", "--id2label", str(labels_file)])
     assert code == 2
-    assert re.search(message, _one_line_error(capsys))
+    line = _one_line_error(capsys)
+    assert all(fragment in line for fragment in message), line
     assert not out.exists()
 
 
@@ -239,13 +249,15 @@ def test_an_output_dir_that_is_a_file_and_bad_settings_are_refused(small_checkpo
     mine = tmp_path / "notes.txt"
     mine.write_text("my own file")
     assert main([str(small_checkpoint), str(mine), "--merge_layers", "2", "4"]) == 2
-    assert "notes.txt is a file; give a folder" in _one_line_error(capsys)
+    line = _one_line_error(capsys)
+    assert "output_dir" in line and "notes.txt" in line and "is a file" in line
     assert mine.read_text() == "my own file"
     assert main([str(small_checkpoint), str(tmp_path / "out"), "--merge_layers", "2", "20"]) == 2
-    rule = r"no valid DemsConfig: DemsConfig.merge_layers=\[2, 20\]: entry 20 is out of range"
-    assert re.search(rule, _one_line_error(capsys))
+    line = _one_line_error(capsys)
+    assert "merge_layers=[2, 20]" in line and "20" in line
 
 
+@pytest.mark.slow
 def test_the_command_prints_no_traceback(small_checkpoint, tmp_path):
     _truncate(small_checkpoint, keep=0.9)
     result = subprocess.run(
@@ -255,4 +267,4 @@ def test_the_command_prints_no_traceback(small_checkpoint, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m modeling_dems.convert: error: "), result.stderr
-    assert "ref.pth as a PyTorch checkpoint: it is truncated" in lines[0]
+    assert "ref.pth" in lines[0] and "truncated" in lines[0]

@@ -162,7 +162,7 @@ def test_float_images_follow_do_rescale_and_get_transformers_warning(caplog):
         rescaled = _pixels(_plain(), image, do_resize=False)
     assert "trying to rescale already rescaled images" in caplog.text and "do_rescale=False" in caplog.text
     np.testing.assert_allclose(rescaled, expected / 255, rtol=1e-6)
-    # floats on the 0..255 scale are rescaled once, and resized after rounding to 8 bits (they used to be refused)
+    # floats on the 0..255 scale are rescaled once, and resized after rounding to 8 bits (not refused)
     on_255_scale = np.full((16, 16, 3), 100.4, dtype=np.float32)
     np.testing.assert_allclose(_pixels(_plain(), on_255_scale, do_resize=False), 100.4 / 255, rtol=1e-6)
     np.testing.assert_allclose(_pixels(_plain(), on_255_scale), 100 / 255, rtol=1e-6)
@@ -204,7 +204,7 @@ def test_wide_integer_images_are_8_bit_values_or_refused():
     ],
 )
 def test_images_with_nothing_to_process_are_refused(images, message):
-    # An empty image used to become a constant image, and an empty list pixel_values of shape (0,).
+    # Neither may pass silently: an empty image would become a constant one, an empty list pixel_values of shape (0,).
     with pytest.raises(ValueError, match=message):
         _plain()(images)
 

@@ -8,7 +8,7 @@ from modeling_dems import DemsConfig, DemsForImageClassification, DemsModel
 from modeling_dems.modeling_dems import group_grid_by_region, sincos_position_embedding_2d
 
 
-# ARCHITECTURE.md section 7: trainable parameters of the reference presets.
+# docs/architecture.md, reference figures: trainable parameters of the reference presets.
 REFERENCE_PARAMETER_COUNTS = [
     ("tiny-32", 10, 5_582_888),
     ("tiny-32", 100, 5_600_258),
@@ -42,6 +42,7 @@ def test_sequence_lengths_before_and_after_each_merge(small_config, pixels):
     assert outputs.pooler_output.shape == (2, 32)
 
 
+@pytest.mark.slow  # the full tiny-32 preset
 def test_reference_tiny_sequence_lengths():
     model = DemsModel(DemsConfig.from_preset("tiny-32")).eval()
     with torch.no_grad():
@@ -312,6 +313,7 @@ def test_initialisation_follows_the_reference(small_config):
     assert conv.bias.abs().max().item() <= bound
 
 
+@pytest.mark.slow  # the full tiny-32 preset
 def test_stochastic_depth_grows_linearly():
     model = DemsModel(DemsConfig.from_preset("tiny-32", drop_path_rate=0.11))
     rates = [layer.drop_path.drop_prob for layer in model.encoder.layers]

@@ -2,8 +2,7 @@
 
 import pytest
 
-from dems_training import UserInputError
-from dems_training.command import run_command
+from dems_training import UserInputError, run_command
 
 
 def test_a_user_error_is_one_line_on_stderr_and_exit_code_2(capsys):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import train
 
 
@@ -32,6 +34,7 @@ print(json.dumps({"default": default, "applied": applied, "kept": kept}))
 """
 
 
+@pytest.mark.slow
 def test_freed_memory_is_reused_without_page_faults():
     result = subprocess.run(
         [sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120

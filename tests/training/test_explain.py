@@ -15,7 +15,7 @@ from tiny_configs import make_tiny_config
 from train_helpers import REPO, offline_env
 
 import explain
-from dems_training.explanations import display_images, pick_examples
+from dems_training.explain.explanations import display_images, pick_examples
 from modeling_dems import DemsForImageClassification, DemsImageProcessor
 
 

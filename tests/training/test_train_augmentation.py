@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training.augmentation import (
-    AugmentationSchedule,
+from dems_training.augmentation.schedule import AugmentationSchedule
+from dems_training.augmentation.transforms import (
+    CpuAugmentation,
     ResizeNormalize,
-    ScheduledAugmentation,
     random_resized_crop_box,
 )
 
@@ -35,7 +35,7 @@ def test_schedule_rejects_a_probability_above_one():
 
 
 def test_set_epoch_changes_what_the_transform_applies():
-    transform = ScheduledAugmentation(16, (0.5,) * 3, (0.5,) * 3)
+    transform = CpuAugmentation(16, (0.5,) * 3, (0.5,) * 3)
     transform.set_epoch(0, 4)
     assert transform.current_probabilities()["grayscale"] == pytest.approx(0.6)
     transform.set_epoch(4, 4)
@@ -50,7 +50,7 @@ def test_set_epoch_changes_what_the_transform_applies():
 
 def test_colour_ops_run_at_their_maximum_probability_and_keep_shape_and_range():
     random.seed(0)
-    transform = ScheduledAugmentation(16, (0.0,) * 3, (1.0,) * 3, schedule=AugmentationSchedule(1.0, 0.0, 1.0))
+    transform = CpuAugmentation(16, (0.0,) * 3, (1.0,) * 3, schedule=AugmentationSchedule(1.0, 0.0, 1.0))
     transform.set_epoch(0, 10)
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8))
     for _ in range(10):

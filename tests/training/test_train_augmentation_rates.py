@@ -1,5 +1,5 @@
 """Over many images, each scheduled operation runs at its scheduled probability, at two epochs, in the CPU path
-(`ScheduledAugmentation`) and in the on-device path (`RandomResizedCropFlip` on the CPU, then `BatchAugmentation`).
+(`CpuAugmentation`) and in the on-device path (`RandomResizedCropFlip` on the CPU, then `DeviceAugmentation`).
 
 Each operation is counted where it is applied (the module functions are wrapped), so a decision drawn but not acted
 on would show. Tolerance: four standard errors of a binomial rate, 4 sqrt(p (1 - p) / n), which a correct draw
@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training import augmentation, batch_augmentation
-from dems_training.augmentation import AugmentationSchedule, RandomResizedCropFlip, ScheduledAugmentation
-from dems_training.batch_augmentation import BatchAugmentation
+from dems_training.augmentation import on_device as on_device_ops
+from dems_training.augmentation import transforms
+from dems_training.augmentation.on_device import DeviceAugmentation
+from dems_training.augmentation.schedule import AugmentationSchedule
+from dems_training.augmentation.transforms import CpuAugmentation, RandomResizedCropFlip
 
 
 SCHEDULE = AugmentationSchedule(color_jitter_p0=0.8, grayscale_p0=0.6, solarize_p0=0.4)  # three different rates
@@ -65,12 +67,12 @@ IMAGE = Image.fromarray(np.random.default_rng(0).integers(0, 256, (10, 12, 3), d
 @pytest.mark.parametrize("epoch", EPOCHS)
 def test_cpu_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, epoch):
     counters = {
-        "color_jitter": Counter(monkeypatch, augmentation, "color_jitter"),
-        "grayscale": Counter(monkeypatch, augmentation, "grayscale"),
-        "solarize": Counter(monkeypatch, augmentation, "solarize"),
-        "hflip": Counter(monkeypatch, augmentation, "hflip"),
+        "color_jitter": Counter(monkeypatch, transforms, "color_jitter"),
+        "grayscale": Counter(monkeypatch, transforms, "grayscale"),
+        "solarize": Counter(monkeypatch, transforms, "solarize"),
+        "hflip": Counter(monkeypatch, transforms, "hflip"),
     }
-    transform = ScheduledAugmentation(8, (0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
+    transform = CpuAugmentation(8, (0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
     transform.set_epoch(epoch, TOTAL_EPOCHS)
     random.seed(epoch)
     for _ in range(IMAGES):
@@ -83,16 +85,16 @@ def test_on_device_path_fires_each_operation_at_its_scheduled_rate(monkeypatch, 
     rows = lambda images, *rest: images.shape[0]  # noqa: E731  (images per batched call)
     counters = {
         # every jittered image goes through each of the four adjustments once
-        "color_jitter": Counter(monkeypatch, batch_augmentation, "adjust_brightness", rows),
-        "contrast": Counter(monkeypatch, batch_augmentation, "adjust_contrast", rows),
-        "saturation": Counter(monkeypatch, batch_augmentation, "adjust_saturation", rows),
-        "hue": Counter(monkeypatch, batch_augmentation, "shift_hue", rows),
-        "grayscale": Counter(monkeypatch, batch_augmentation, "grayscale", rows),
-        "solarize": Counter(monkeypatch, batch_augmentation, "solarize", rows),
-        "hflip": Counter(monkeypatch, augmentation, "hflip"),  # on the CPU, in the workers
+        "color_jitter": Counter(monkeypatch, on_device_ops, "adjust_brightness", rows),
+        "contrast": Counter(monkeypatch, on_device_ops, "adjust_contrast", rows),
+        "saturation": Counter(monkeypatch, on_device_ops, "adjust_saturation", rows),
+        "hue": Counter(monkeypatch, on_device_ops, "shift_hue", rows),
+        "grayscale": Counter(monkeypatch, on_device_ops, "grayscale", rows),
+        "solarize": Counter(monkeypatch, on_device_ops, "solarize", rows),
+        "hflip": Counter(monkeypatch, transforms, "hflip"),  # on the CPU, in the workers
     }
     cpu_part = RandomResizedCropFlip(8)
-    on_device = BatchAugmentation((0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
+    on_device = DeviceAugmentation((0.5,) * 3, (0.5,) * 3, schedule=SCHEDULE)
     on_device.set_epoch(epoch, TOTAL_EPOCHS)
     random.seed(epoch)
     torch.manual_seed(epoch)

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from dems_training.mixup import MixupCutmixCollator, default_collator, smoothed_one_hot
+from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator, smoothed_one_hot
 
 
 def examples(n=8, classes=5, size=8):

@@ -6,13 +6,14 @@ import os
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Image, Value
+from fragments import raises_naming
 from PIL import Image as PILImage
 from train_helpers import offline_env, run_train_script
 
 import train
 from dems_training import UserInputError
-from dems_training.data_sets import check_label_range, label_names, load_data
-from dems_training.digits import load_digits_dataset
+from dems_training.data.digits import load_digits_dataset
+from dems_training.data.loading import check_label_range, label_names, load_data
 
 
 def test_digits_is_a_fixed_split_of_real_grey_digits():
@@ -84,7 +85,7 @@ def test_train_script_reports_broken_file_before_training(tmp_path, capsys):
 def test_held_out_folder_with_an_unknown_class_is_an_error(tmp_path):
     make_folder(tmp_path, broken=False)
     write_png(os.path.join(tmp_path, "val", "bird", "0.png"), 9)
-    with pytest.raises(UserInputError, match=r"class folders \['bird'\]"):
+    with raises_naming(UserInputError, "--validation_dir", "['bird']"):
         load_data(train_dir=str(tmp_path / "train"), validation_dir=str(tmp_path / "val"))
 
 
@@ -96,9 +97,9 @@ def labelled(labels, feature=None):
 
 def test_label_out_of_range_is_a_clear_error():
     split = labelled([0, 1, 7])
-    with pytest.raises(UserInputError, match=r"label 7, out of range; labels must be class ids in \[0, 2\]"):
+    with raises_naming(UserInputError, "--label_column", "label 7", "[0, 2]"):
         check_label_range(split, "label", 3, "train split")
-    with pytest.raises(UserInputError, match="label -1"):
+    with raises_naming(UserInputError, "--label_column", "label -1"):
         check_label_range(labelled([0, -1]), "label", 3, "train split")
 
 
@@ -106,15 +107,16 @@ def test_label_names_from_classlabel_or_integers():
     assert label_names(labelled([0, 1], ClassLabel(names=["a", "b", "c"])), "label") == ["a", "b", "c"]
     assert label_names(labelled([0, 3]), "label") == ["0", "1", "2", "3"]
     strings = Dataset.from_dict({"label": ["x", "y"]})
-    with pytest.raises(UserInputError, match="--label_column='label' holds"):
+    with raises_naming(UserInputError, "--label_column='label'"):
         label_names(strings, "label")
 
 
 def test_missing_label_column_is_named_with_the_columns_there():
-    with pytest.raises(UserInputError, match=r"--label_column='fine_label' is not a column .* \['image', 'label'\]"):
+    with raises_naming(UserInputError, "--label_column='fine_label'", "['image', 'label']"):
         load_data(dataset="digits", label_column="fine_label")
 
 
+@pytest.mark.slow
 def test_offline_hub_failure_is_one_line_with_the_way_out(tmp_path):
     result = run_train_script(["--dataset", "cifar10", "--output_dir", str(tmp_path / "out")], offline_env(tmp_path))
     assert result.returncode == 2
@@ -126,14 +128,14 @@ def test_offline_hub_failure_is_one_line_with_the_way_out(tmp_path):
 
 
 def test_a_column_without_images_is_refused():
-    with pytest.raises(UserInputError, match=r"--image_column='label' holds .*not images"):
+    with raises_naming(UserInputError, "--image_column='label'", "not images"):
         load_data(dataset="digits", image_column="label")
 
 
 def test_an_empty_class_folder_is_refused_in_train_but_may_be_in_held_out(tmp_path):
     make_folder(tmp_path, broken=False)
     (tmp_path / "train" / "bird").mkdir()
-    with pytest.raises(UserInputError, match=r"the class folder\(s\) \['bird'\] hold no readable images"):
+    with raises_naming(UserInputError, "--train_dir", "['bird']"):
         load_data(train_dir=str(tmp_path))
     (tmp_path / "train" / "bird").rmdir()
     for image in (tmp_path / "val" / "dog").iterdir():

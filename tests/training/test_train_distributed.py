@@ -4,7 +4,12 @@ and the global batch is kept by halving the per-device batch."""
 import json
 import sys
 
+import pytest
 from train_helpers import offline_env, run_train_script, tiny_run_args
+
+
+# Two train.py processes under torchrun.
+pytestmark = pytest.mark.slow
 
 
 def test_two_processes_train_and_evaluate_with_the_global_batch_kept(tmp_path):

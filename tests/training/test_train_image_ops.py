@@ -1,5 +1,5 @@
-"""The fast CPU transforms (dems_training/image_ops.py, augmentation.py): each operation against values worked out by
-hand on images built here, and against the transforms as they were before (benchmarks/baseline_transforms.py) where
+"""The fast CPU transforms (dems_training/augmentation/image_ops.py, transforms.py): each operation against values
+worked out by hand on images built here, and against the frozen baseline (benchmarks/baseline_transforms.py) where
 the operation is deterministic."""
 
 import math
@@ -11,15 +11,16 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from benchmarks import baseline_transforms
-from dems_training import image_ops
-from dems_training.augmentation import (
-    AugmentationSchedule,
+from dems_training.augmentation import image_ops
+from dems_training.augmentation.schedule import AugmentationSchedule
+from dems_training.augmentation.transforms import (
+    CpuAugmentation,
+    ProcessorTransform,
     RandomResizedCropFlip,
     ResizeNormalize,
-    ScheduledAugmentation,
     random_resized_crop_box,
 )
-from dems_training.torch_data import ProcessorTransform, TransformedImageDataset
+from dems_training.data.torch_data import TransformedImageDataset
 from modeling_dems import DemsImageProcessor
 
 
@@ -202,7 +203,7 @@ def test_crop_box_falls_back_to_the_central_crop_clamped_to_the_ratio():
     assert random_resized_crop_box(10, 100) == (0, 43, 10, 56)
 
 
-# --- the fast path against the old one where the operation is deterministic -------------------------------------
+# --- the fast path against the frozen baseline where the operation is deterministic -----------------------------------
 
 
 @pytest.mark.parametrize("factor", [0.6, 0.93, 1.0, 1.27, 1.4])
@@ -250,7 +251,7 @@ def test_saturation_of_other_modes_is_imageenhance():
 
 
 @pytest.mark.parametrize("hue", [-0.1, 0.05, 1.0])
-def test_hue_shift_from_tables_equals_the_old_one_on_odd_sizes(baseline, hue):
+def test_hue_shift_from_tables_equals_the_baseline_on_odd_sizes(baseline, hue):
     # Above HUE_TABLES_MIN_PIXELS (the table path), widths and heights odd and unequal: the planes PIL packs are
     # reshaped by the image's height.
     for height, width in ((47, 61), (61, 47), (43, 1999), (257, 255)):
@@ -261,7 +262,7 @@ def test_hue_shift_from_tables_equals_the_old_one_on_odd_sizes(baseline, hue):
 
 
 @pytest.mark.parametrize("hue", [-0.1, -0.04, 0.0, 0.013, 0.1])
-def test_hue_shift_equals_the_old_one(baseline, hue):
+def test_hue_shift_equals_the_baseline(baseline, hue):
     image = noise_image(20, 24)
     assert np.array_equal(pixels_of(image_ops.shift_hue(image, hue)), pixels_of(baseline.shift_hue(image, hue)))
 
@@ -274,6 +275,7 @@ def every_colour():
     return Image.fromarray(array.reshape(4096, 4096, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [0.0, 0.8, 0.9371, 1.0, 1.0629, 1.2, 3.0])
 def test_saturation_equals_pillows_imageenhance_on_every_colour(every_colour, factor):
     # The blend is a function of the (grey, channel) bytes alone: all 2^24 colours give every pair that can occur.
@@ -283,8 +285,9 @@ def test_saturation_equals_pillows_imageenhance_on_every_colour(every_colour, fa
 
 # 0: the round trip alone (PIL's 8-bit HSV changes colours even then); +-0.1: the jitter's range, H moves by +-26;
 # 1.0: H moves by 255, i.e. by -1 modulo 256, so every H but 0 wraps around.
+@pytest.mark.slow
 @pytest.mark.parametrize("hue", [0.0, 0.1, -0.1, 1.0])
-def test_hue_shift_equals_the_old_one_on_every_colour(baseline, every_colour, hue):
+def test_hue_shift_equals_the_baseline_on_every_colour(baseline, every_colour, hue):
     fast = np.asarray(image_ops.shift_hue(every_colour, hue))
     old = np.asarray(baseline.shift_hue(every_colour, hue))
     assert np.array_equal(fast, old)
@@ -317,7 +320,7 @@ def test_solarize_equals_pillows_on_every_level_in_either_layout(threshold):
         assert torch.equal(pixels, torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy()))  # input untouched
 
 
-def test_color_jitter_equals_the_old_one_with_the_same_draws(baseline):
+def test_color_jitter_equals_the_baseline_with_the_same_draws(baseline):
     image = smooth_image(20, 24)
     for seed in range(20):
         random.seed(seed)
@@ -365,7 +368,7 @@ def test_normalizer_computes_pixel_over_255_minus_mean_over_std():
         image_ops.Normalizer((0.5,) * 3, (0.5, 0.0, 0.5))
 
 
-def test_resize_normalize_matches_the_old_one_within_one_level(baseline):
+def test_resize_normalize_matches_the_baseline_within_one_level(baseline):
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     scale = torch.tensor(std).view(3, 1, 1)
     for image, size in ((smooth_image(300, 400), 256), (smooth_image(28, 28), 32)):
@@ -373,12 +376,12 @@ def test_resize_normalize_matches_the_old_one_within_one_level(baseline):
         assert_within_one_level((fast - old) * scale * 255)
 
 
-def test_scheduled_augmentation_matches_the_old_one_where_nothing_random_is_left_but_crop_and_flip(baseline):
+def test_cpu_augmentation_matches_the_baseline_where_nothing_random_is_left_but_crop_and_flip(baseline):
     """At the last epoch every colour probability is 0: with the same seed both draw the same boxes and flips, so
     they differ only by the resize (the box cut out first, as torchvision does, rather than PIL's box argument that
     reads past its edges): within one level away from the border."""
     mean, std = (0.5,) * 3, (0.25,) * 3
-    fast, old = ScheduledAugmentation(64, mean, std), baseline.BaselineScheduledAugmentation(64, mean, std)
+    fast, old = CpuAugmentation(64, mean, std), baseline.BaselineCpuAugmentation(64, mean, std)
     for transform in (fast, old):
         transform.set_epoch(10, 10)
     image = smooth_image(120, 160)
@@ -431,7 +434,7 @@ def test_a_batch_read_gives_what_one_read_per_row_gives():
 
 
 def test_schedule_reaches_the_probabilities_the_transform_reads():
-    transform = ScheduledAugmentation(16, (0.5,) * 3, (0.5,) * 3, schedule=AugmentationSchedule(0.8, 0.6, 0.4))
+    transform = CpuAugmentation(16, (0.5,) * 3, (0.5,) * 3, schedule=AugmentationSchedule(0.8, 0.6, 0.4))
     transform.set_epoch(3, 12)
     factor = 0.5 * (1 + math.cos(math.pi * 3 / 12))
     assert transform.current_probabilities() == pytest.approx(

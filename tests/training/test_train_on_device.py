@@ -13,10 +13,10 @@ from train_helpers import tiny_run_args
 
 import train
 from configuration_dems import DemsConfig
-from dems_training.augmentation import RandomResizedCropFlip, ResizeNormalize, ScheduledAugmentation
-from dems_training.batch_augmentation import BatchAugmentation
-from dems_training.input_pipeline import build_input_pipeline
-from dems_training.mixup import MixupCutmixCollator, default_collator
+from dems_training.augmentation.mixup import MixupCutmixCollator, default_collator
+from dems_training.augmentation.on_device import DeviceAugmentation
+from dems_training.augmentation.pipeline import build_input_pipeline
+from dems_training.augmentation.transforms import CpuAugmentation, RandomResizedCropFlip, ResizeNormalize
 from modeling_dems import DemsImageProcessor
 
 
@@ -25,14 +25,14 @@ EPOCHS, P0 = 3, 0.6
 
 def test_batches_are_augmented_on_the_device_with_each_epochs_probabilities(tmp_path, monkeypatch):
     seen = []
-    original = BatchAugmentation.__call__
+    original = DeviceAugmentation.__call__
 
     def recording(self, pixel_values, labels):
         out = original(self, pixel_values, labels)
         seen.append((self.current_probabilities(), pixel_values.dtype, out["pixel_values"], out["labels"]))
         return out
 
-    monkeypatch.setattr(BatchAugmentation, "__call__", recording)
+    monkeypatch.setattr(DeviceAugmentation, "__call__", recording)
     results = train.run(
         tiny_run_args(
             tmp_path / "out",
@@ -84,14 +84,14 @@ def test_build_input_pipeline_picks_the_pieces(schedule, on_device):
     if on_device:
         assert pixels.dtype == torch.uint8
         assert pipeline.train_collator is default_collator
-        assert isinstance(pipeline.batch_augmentation, BatchAugmentation)
-        assert (pipeline.batch_augmentation.schedule is not None) == schedule
+        assert isinstance(pipeline.device_augmentation, DeviceAugmentation)
+        assert (pipeline.device_augmentation.schedule is not None) == schedule
         assert isinstance(pipeline.train_transform, RandomResizedCropFlip if schedule else ResizeNormalize)
-        scheduled = pipeline.batch_augmentation
+        scheduled = pipeline.device_augmentation
     else:
         assert pixels.dtype == torch.float32
-        assert isinstance(pipeline.train_collator, MixupCutmixCollator) and pipeline.batch_augmentation is None
-        assert isinstance(pipeline.train_transform, ScheduledAugmentation if schedule else ResizeNormalize)
+        assert isinstance(pipeline.train_collator, MixupCutmixCollator) and pipeline.device_augmentation is None
+        assert isinstance(pipeline.train_transform, CpuAugmentation if schedule else ResizeNormalize)
         scheduled = pipeline.train_transform
     # The schedule's callback drives whatever applies the colour operations; none without a schedule.
     assert [c.augmentation for c in pipeline.callbacks] == ([scheduled] if schedule else [])

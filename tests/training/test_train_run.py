@@ -16,6 +16,10 @@ import train
 from dems_training.outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
 
 
+# A whole pretrain run of the reference recipe, shared by the module's tests.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """One short pretrain run (the reference recipe with its augmentation schedule and mixup/cutmix), shared."""

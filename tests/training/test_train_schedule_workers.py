@@ -8,7 +8,11 @@ import pytest
 from train_helpers import tiny_run_args
 
 import train
-from dems_training.augmentation import ScheduledAugmentation
+from dems_training.augmentation.transforms import CpuAugmentation
+
+
+# Data loader worker processes, started afresh or kept across epochs.
+pytestmark = pytest.mark.slow
 
 
 TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6
@@ -17,7 +21,7 @@ TRAIN_IMAGES, EPOCHS, P0 = 32, 3, 0.6
 @pytest.mark.parametrize("persistent", ["false", "true"], ids=["fresh-workers", "persistent-workers"])
 def test_each_epoch_uses_its_probabilities_inside_the_workers(tmp_path, monkeypatch, persistent):
     record = tmp_path / "probabilities.txt"
-    original_call = ScheduledAugmentation.__call__
+    original_call = CpuAugmentation.__call__
 
     def recording_call(self, image):
         p = self.current_probabilities()
@@ -27,7 +31,7 @@ def test_each_epoch_uses_its_probabilities_inside_the_workers(tmp_path, monkeypa
         return original_call(self, image)
 
     # Workers are forked from this process, so they run the patched method too.
-    monkeypatch.setattr(ScheduledAugmentation, "__call__", recording_call)
+    monkeypatch.setattr(CpuAugmentation, "__call__", recording_call)
     train.run(
         tiny_run_args(
             tmp_path / "out",

@@ -1,8 +1,7 @@
 """train.py's user errors: each is one line on stderr (`train.py: error: ...`), exit code 2, no stack trace, and
-nothing is written into --output_dir. Every case here used to print a traceback or, worse, to exit 0."""
+nothing is written into --output_dir: neither a traceback nor, worse, exit code 0."""
 
 import json
-import re
 import shutil
 
 import pytest
@@ -14,6 +13,7 @@ from train_helpers import tiny_run_args
 from transformers.trainer_callback import TrainerState
 
 import train
+from dems_training import UserInputError
 from modeling_dems import DemsForImageClassification
 
 
@@ -35,7 +35,7 @@ def _copy_of(saved_model, tmp_path):
 
 
 def epochs(tmp_path, value):
-    return ["--num_train_epochs", value], rf"--num_train_epochs={float(value)} must be positive"
+    return ["--num_train_epochs", value], ("--num_train_epochs", f"={float(value)}")
 
 
 def empty_class_folder(tmp_path):
@@ -44,16 +44,18 @@ def empty_class_folder(tmp_path):
         for i in range(3):
             Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "data" / name / f"{i}.png")
     (tmp_path / "data" / "bird").mkdir()
-    return ["--train_dir", str(tmp_path / "data")], r"the class folder\(s\) \['bird'\] hold no readable images"
+    return ["--train_dir", str(tmp_path / "data")], ("--train_dir", "'bird'", "no readable images")
 
 
 def missing_resume_checkpoint(tmp_path):
-    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], r"checkpoint-7' does not exist"
+    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], ("--resume_from_checkpoint", "checkpoint-7",
+                                                                         "does not exist")
 
 
 def resume_checkpoint_is_a_file(tmp_path):
     (tmp_path / "checkpoint-7").write_text("x")
-    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], r"checkpoint-7' is a file; give a checkpoint"
+    return ["--resume_from_checkpoint", str(tmp_path / "checkpoint-7")], ("--resume_from_checkpoint", "checkpoint-7",
+                                                                         "is a file")
 
 
 def torn_resume_checkpoint(tmp_path):
@@ -62,25 +64,25 @@ def torn_resume_checkpoint(tmp_path):
     torch.save({}, folder / "pytorch_model.bin")
     TrainerState(global_step=7).save_to_json(str(folder / "trainer_state.json"))
     _cut_short(folder / "trainer_state.json")
-    return ["--resume_from_checkpoint", str(folder)], r"cannot be resumed: trainer_state.json does not parse"
+    return ["--resume_from_checkpoint", str(folder)], ("--resume_from_checkpoint", "trainer_state.json")
 
 
 def model_path_is_a_file(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"\0" * 8)
-    return ["--model_name_or_path", str(tmp_path / "weights.bin")], r"weights.bin' is a file; give a folder"
+    return ["--model_name_or_path", str(tmp_path / "weights.bin")], ("--model_name_or_path", "weights.bin", "is a file")
 
 
 def torn_weights(tmp_path, saved_model):
     folder = _copy_of(saved_model, tmp_path)
     _cut_short(folder / "model.safetensors")
-    return ["--model_name_or_path", str(folder)], r"model' cannot be loaded: .*incomplete metadata"
+    return ["--model_name_or_path", str(folder)], ("--model_name_or_path", "model", "incomplete metadata")
 
 
 def config_with_a_string_number(tmp_path, saved_model):
     folder = _copy_of(saved_model, tmp_path)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "hidden_size": "32"}))
-    return ["--model_name_or_path", str(folder)], r"'hidden_size' expected int, got str \(value: '32'\)"
+    return ["--model_name_or_path", str(folder)], ("--model_name_or_path", "'hidden_size'", "'32'")
 
 
 def truncated_reference_checkpoint(tmp_path):
@@ -88,11 +90,13 @@ def truncated_reference_checkpoint(tmp_path):
                                              merged=(10, 3))  # fmt: skip
     torch.save({"model": state_dict}, tmp_path / "ref.pth")
     _cut_short(tmp_path / "ref.pth")
-    return ["--model_name_or_path", str(tmp_path / "ref.pth")], r"cannot read .*ref.pth as a PyTorch checkpoint"
+    fragments = ("--model_name_or_path", "ref.pth", "PyTorch checkpoint")
+    return ["--model_name_or_path", str(tmp_path / "ref.pth")], fragments
 
 
 def float_merge_layer(tmp_path):
-    return ["--config_overrides", "image_size=16,merge_layers=[2.5,3]"], r"'merge_layers' with value \[2.5, 3\]"
+    fragments = ("--config_overrides", "'merge_layers'", "[2.5, 3]")
+    return ["--config_overrides", "image_size=16,merge_layers=[2.5,3]"], fragments
 
 
 CASES = {
@@ -119,29 +123,39 @@ def _error_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_user_errors_are_one_line_and_write_nothing(tmp_path, saved_model, capsys, case):
-    extra, message = CASES[case](tmp_path, saved_model)
+def test_user_errors_name_the_option_and_value_and_write_nothing(tmp_path, saved_model, case):
+    extra, fragments = CASES[case](tmp_path, saved_model)
     output_dir = tmp_path / "out"
-    assert train.main(tiny_run_args(output_dir, "--max_train_samples", "16", *extra)) == 2
-    assert re.search(message, _error_line(capsys))
+    with pytest.raises(UserInputError) as error:
+        train.run(tiny_run_args(output_dir, "--max_train_samples", "16", *extra))
+    assert [fragment for fragment in fragments if fragment not in str(error.value)] == [], str(error.value)
     assert not output_dir.exists()
+
+
+@pytest.mark.parametrize("case", ["zero epochs", "torn model.safetensors"])
+def test_the_command_prints_a_user_error_in_one_line_with_exit_code_2(tmp_path, saved_model, capsys, case):
+    extra, fragments = CASES[case](tmp_path, saved_model)
+    assert train.main(tiny_run_args(tmp_path / "out", "--max_train_samples", "16", *extra)) == 2
+    line = _error_line(capsys)
+    assert all(fragment in line for fragment in fragments), line
 
 
 def test_an_output_dir_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
     mine = tmp_path / "results.txt"
     mine.write_text("my own results")
     assert train.main(tiny_run_args(mine, "--max_steps", "1")) == 2
-    assert re.search(r"--output_dir='.*results.txt' is a file; give a folder", _error_line(capsys))
+    line = _error_line(capsys)
+    assert "--output_dir" in line and "results.txt" in line and "is a file" in line
     assert mine.read_text() == "my own results"
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, r"args.json: cannot read the arguments file \(No such file or directory\)"),
-        ('{"output_dir": ', r"args.json: the arguments file is not valid JSON"),
-        ('["--output_dir", "OUT"]', r"args.json must hold a JSON object of flags"),
-        ('{"output_dir": "OUT", "learning_rat": 1e-3}', r"not used by the HfArgumentParser: \['learning_rat'\]"),
+        (None, ("args.json", "cannot read")),
+        ('{"output_dir": ', ("args.json", "not valid JSON")),
+        ('["--output_dir", "OUT"]', ("args.json", "JSON object")),
+        ('{"output_dir": "OUT", "learning_rat": 1e-3}', ("'learning_rat'",)),
     ],
 )
 def test_a_bad_arguments_file_is_one_line(tmp_path, capsys, content, message):
@@ -149,5 +163,6 @@ def test_a_bad_arguments_file_is_one_line(tmp_path, capsys, content, message):
     if content is not None:
         arguments.write_text(content.replace("OUT", str(tmp_path / "out")))
     assert train.main([str(arguments)]) == 2
-    assert re.search(message, _error_line(capsys))
+    line = _error_line(capsys)
+    assert all(fragment in line for fragment in message), line
     assert not (tmp_path / "out").exists()

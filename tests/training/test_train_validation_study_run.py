@@ -17,9 +17,10 @@ from train_helpers import REPO, TRAIN_SCRIPT, offline_env, run_train_script, tin
 
 import train
 from dems_training import UserInputError
-from dems_training.data_sets import balanced_subset, label_array, split_off_validation
-from dems_training.digits import load_digits_dataset
-from dems_training.torch_data import TransformedImageDataset
+from dems_training.data.digits import load_digits_dataset
+from dems_training.data.loading import label_array
+from dems_training.data.subsets import balanced_subset, split_off_validation
+from dems_training.data.torch_data import TransformedImageDataset
 from dems_training.trainer import DemsTrainer
 
 

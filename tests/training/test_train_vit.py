@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset
+from fragments import raises_naming
 from PIL import Image
 from tiny_configs import make_tiny_config
 from train_helpers import tiny_run_args
@@ -17,8 +18,8 @@ from transformers import TrainingArguments, ViTForImageClassification, pipeline
 import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
 import train
 from dems_training import UserInputError
-from dems_training.augmentation import AugmentationSchedule
-from dems_training.data_sets import balanced_subset
+from dems_training.augmentation.schedule import AugmentationSchedule
+from dems_training.data.subsets import balanced_subset
 from dems_training.modeling import vit_config_matching
 from dems_training.outputs import SUMMARY_FILE
 from dems_training.trainer import DemsTrainer
@@ -53,7 +54,7 @@ def test_vit_matches_width_depth_heads_mlp_and_finest_patch():
 
 
 def test_vit_needs_one_mlp_ratio():
-    with pytest.raises(UserInputError, match=r"mlp_ratios=\[4.0, 2.0, 2.0\].*must all be equal"):
+    with raises_naming(UserInputError, "--architecture vit", "mlp_ratios=[4.0, 2.0, 2.0]"):
         vit_config_matching(tiny_dems_config(mlp_ratios=[4.0, 2.0, 2.0]))
 
 
@@ -115,7 +116,7 @@ def test_balanced_subset_takes_the_same_count_of_each_class():
 
 
 def test_balanced_subset_refuses_a_class_too_small():
-    with pytest.raises(UserInputError, match="--train_samples_per_class=5: class 1 has only 4 train images"):
+    with raises_naming(UserInputError, "--train_samples_per_class=5", "class 1", "4"):
         balanced_subset(_labelled([0] * 5 + [1] * 4 + [2] * 6), "label", 5, seed=0)
 
 

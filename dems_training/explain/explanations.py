@@ -16,7 +16,7 @@ import torch
 
 from modeling_dems.saliency import class_token_rollout, merge_scale_mix, rollout_to_patches
 
-from . import UserInputError
+from .. import UserInputError
 
 
 MODEL_TYPE = "dems"
@@ -59,7 +59,7 @@ def load_classifier(model: str, revision: str | None = None):
 
     from modeling_dems import DemsForImageClassification, DemsImageProcessor
 
-    from .hub_source import one_line, quiet_transformers
+    from .. import one_line, quiet_transformers
 
     path = Path(model)
     local = path.exists()
@@ -132,7 +132,7 @@ def explain_images(
 ) -> list[ImageExplanation]:
     """Run `images` (PIL images, or anything `processor` takes) through `model` and explain each. The model is put
     in evaluation mode for the call and left in the mode it was in."""
-    from .hub_source import one_line
+    from .. import one_line
 
     explanations = []
     was_training = model.training
@@ -222,7 +222,7 @@ def draw_held_out_examples(model, processor, dataset, path: str | os.PathLike, c
     """The model card's picture: `count` held-out images of `dataset` (a `TransformedImageDataset`, whose raw
     images are taken, not its transformed ones) explained in one PNG at `path`. Returns False, writing nothing, for
     a model that is no DEMS-ViT (the ViT baseline) or without held-out images."""
-    from .explanation_plots import plot_explanations
+    from .plots import plot_explanations
 
     if getattr(model.config, "model_type", None) != MODEL_TYPE or processor is None or not dataset:
         return False

@@ -21,9 +21,10 @@ generator, replays the same augmentations.
 
 import torch
 
-from .augmentation import AugmentationSchedule, EpochScheduled, mode_for_channels
 from .image_ops import Normalizer
 from .mixup import MixupCutmixCollator
+from .schedule import AugmentationSchedule, ScheduleFollower
+from .transforms import mode_for_channels
 
 
 # PIL's "L" conversion (ITU-R 601-2 luma).
@@ -97,7 +98,7 @@ def _apply(images: torch.Tensor, chosen: torch.Tensor, op, *per_image: torch.Ten
     images.index_copy_(0, index_on_device, op(images.index_select(0, index_on_device), *values))
 
 
-class BatchAugmentation(EpochScheduled):
+class DeviceAugmentation(ScheduleFollower):
     """uint8 (B, C, H, W) batch and integer labels on the device -> normalised float32 pixels and the mixed soft
     targets. With `schedule=None` (the finetune stage) only normalisation and mixing run."""
 

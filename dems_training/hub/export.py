@@ -6,10 +6,10 @@ processor (registered with `register_for_auto_class` in `modeling_dems`) puts th
 metrics files, run summary, curves picture and TensorBoard traces (`runs/`, the Hub's Metrics tab). The model card
 is rendered from the run summary (`outputs.SUMMARY_FILE`). Before anything leaves, the folder is loaded back and
 compared tensor by tensor with the model; the upload is one commit. What goes in is read and checked by
-hub_source.py.
+source.py.
 
 Errors: a problem with what the user gave (a path, a file that does not parse, an option that does not fit the
-model) is a `UserInputError`, raised while reading (hub_source.py, `card_summary`), before anything is written:
+model) is a `UserInputError`, raised while reading (source.py, `card_summary`), before anything is written:
 push_to_hub.py prints it in one line and exits with code 2, as every command of the project. A failure of the Hub
 itself (unreachable, a refused request) is a `HubError`: one line too, but exit code 1, as the command line itself
 was fine.
@@ -22,10 +22,10 @@ import os
 import shutil
 from pathlib import Path
 
-from . import UserInputError
-from .hub_source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
-from .model_card import DEFAULT_LICENSE, REFERENCE_LICENSE, RESULT_FILES, read_results, write_model_card
-from .outputs import CURVES_FILE, EXPLANATIONS_FILE, SUMMARY_FILE
+from .. import UserInputError
+from ..outputs import CURVES_FILE, EXPLANATIONS_FILE, RESULT_FILES, SUMMARY_FILE, read_results
+from .model_card import DEFAULT_LICENSE, REFERENCE_LICENSE, write_model_card
+from .source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
 
 
 TENSORBOARD_DIR = "runs"  # Trainer's default logging_dir under --output_dir

@@ -1,78 +1,23 @@
-"""Where each data set lives and how it is read: the offline `digits` set, Hub data sets (presets or any id), IDX
-releases and local image folders, each returned as train / held-out `datasets.Dataset`s with `image` and `label`
-columns and class names. How the reference trains on a data set is in recipe.py."""
+"""Loading a run's data from wherever it lives: the offline `digits` set, Hub data sets (an entry of the data-set
+table, table.py, or any id), IDX releases and local image folders, each returned as train / held-out
+`datasets.Dataset`s with their image and label columns checked, and the class names."""
 
 import logging
 import os
 from dataclasses import dataclass
 
 import datasets
-import numpy as np
 from datasets import ClassLabel, DatasetDict
 
-from . import UserInputError
+from .. import UserInputError
+from ..launch import usable_cpus
 from .digits import load_digits_dataset
 from .idx import load_idx_release
 from .image_folder import find_reference_layout, load_image_folders
-from .launch import usable_cpus
+from .table import DATASET_ENTRIES, IdxRelease, dataset_entry
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IdxRelease:
-    """An MNIST-format release (IDX files) that stands in for the Hub copy when the Hub cannot be reached."""
-
-    name: str
-    class_names: tuple[str, ...]
-    default_dir: str | None = None  # where a system package installs it, if one does
-    install_hint: str | None = None
-    transposed: bool = False  # EMNIST stores images column by column
-
-
-DIGIT_NAMES = tuple(str(d) for d in range(10))
-# The class names of the Hub copy (zalando-datasets/fashion_mnist), so that both sources label alike.
-FASHION_MNIST_NAMES = (
-    "T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-
-
-@dataclass(frozen=True)
-class DatasetPreset:
-    """Where a data set lives and how it is read. How the reference trains on it (model preset, normalisation,
-    recipe values) is the data set's entry in recipe.py's DATASET_RECIPES, under the same name."""
-
-    hub_id: str | None  # None: local image folders only (--train_dir), or built in (digits)
-    image_column: str = "image"
-    label_column: str = "label"
-    eval_split: str = "test"
-    # The original release in IDX files, read with --data_dir or when the Hub is out of reach.
-    idx_release: IdxRelease | None = None
-
-
-DATASET_PRESETS: dict[str, DatasetPreset] = {
-    "digits": DatasetPreset(hub_id=None),  # scikit-learn's, built in: no network
-    "cifar10": DatasetPreset("uoft-cs/cifar10", image_column="img"),
-    "cifar100": DatasetPreset("uoft-cs/cifar100", image_column="img", label_column="fine_label"),
-    "fashion_mnist": DatasetPreset(
-        "zalando-datasets/fashion_mnist",
-        idx_release=IdxRelease(
-            "Fashion-MNIST",
-            FASHION_MNIST_NAMES,
-            default_dir="/usr/share/datasets/fashion-mnist",
-            install_hint="apt-get install dataset-fashion-mnist",
-        ),
-    ),
-    "mnist": DatasetPreset("ylecun/mnist", idx_release=IdxRelease("MNIST", DIGIT_NAMES)),
-    "emnist": DatasetPreset(
-        "tanganke/emnist_mnist", idx_release=IdxRelease("EMNIST (mnist split)", DIGIT_NAMES, transposed=True)
-    ),
-    # No standard split on the Hub: the reference reads train/ and val/ (or test/) class folders.
-    "caltech101": DatasetPreset(hub_id=None),
-}
-# Used when --dataset is a Hub id that is not a preset.
-GENERIC_PRESET = DatasetPreset(hub_id=None)
 
 
 @dataclass
@@ -83,19 +28,6 @@ class LoadedData:
     label_column: str
     class_names: list[str]
     source: str  # what was loaded, for the logs and the model card
-
-
-def preset_name(dataset: str, train_dir: str | None) -> str | None:
-    """The name of the preset --dataset picks (here and in recipe.py), or None for any other data."""
-    if train_dir is not None and dataset == "digits":
-        # --train_dir alone means "my folders": the default data set name must not pull digits-specific values.
-        return None
-    return dataset if dataset in DATASET_PRESETS else None
-
-
-def preset_for(dataset: str, train_dir: str | None) -> DatasetPreset:
-    name = preset_name(dataset, train_dir)
-    return GENERIC_PRESET if name is None else DATASET_PRESETS[name]
 
 
 def load_hub_dataset(hub_id: str, config_name: str | None, cache_dir: str | None, token: str | None) -> DatasetDict:
@@ -165,9 +97,9 @@ def load_data(
     if train_dir is not None and data_dir is not None:
         raise UserInputError(f"--train_dir={train_dir!r} and --data_dir={data_dir!r}: give one source of images, an "
                              "image folder or an IDX release, not both.")
-    preset = preset_for(dataset, train_dir)
-    image_column = image_column or preset.image_column
-    label_column = label_column or preset.label_column
+    entry = dataset_entry(dataset, train_dir)
+    image_column = image_column or entry.image_column
+    label_column = label_column or entry.label_column
     if train_dir is not None:
         layout = None if validation_dir else find_reference_layout(train_dir)
         if layout is not None:
@@ -177,13 +109,13 @@ def load_data(
     elif validation_dir is not None:
         raise UserInputError(f"--validation_dir={validation_dir!r} needs --train_dir as well.")
     elif data_dir is not None:
-        if preset.idx_release is None:
-            with_idx = [name for name, p in DATASET_PRESETS.items() if p.idx_release is not None]
+        if entry.idx_release is None:
+            with_idx = [name for name, e in DATASET_ENTRIES.items() if e.idx_release is not None]
             raise UserInputError(
                 f"--data_dir={data_dir!r} is read as an MNIST-format IDX release, which --dataset={dataset!r} does "
                 f"not have; use it with --dataset {' / '.join(with_idx)}, or --train_dir for image folders."
             )
-        splits, source = read_idx_release(preset.idx_release, data_dir)
+        splits, source = read_idx_release(entry.idx_release, data_dir)
     elif dataset == "digits":
         splits, source = load_digits_dataset(), "scikit-learn digits"
     elif dataset == "caltech101":
@@ -192,15 +124,15 @@ def load_data(
             "train/ and val/ (or test/) class sub-folders, as the reference expects."
         )
     else:
-        hub_id = preset.hub_id or dataset
+        hub_id = entry.hub_id or dataset
         try:
             splits, source = load_hub_dataset(hub_id, dataset_config_name, cache_dir, token), hub_id
         except UserInputError as hub_error:
-            splits, source = idx_fallback(preset.idx_release, dataset, hub_error)
+            splits, source = idx_fallback(entry.idx_release, dataset, hub_error)
 
     if "train" not in splits:
         raise UserInputError(f"--dataset={dataset!r} has no 'train' split (it has {sorted(splits)}).")
-    eval_name = pick_eval_split(splits, preset.eval_split)
+    eval_name = pick_eval_split(splits, entry.eval_split)
     train = splits["train"]
     if eval_name is None:
         train, held_out = hold_out(train, label_column, train_val_split, seed)
@@ -278,32 +210,3 @@ def check_label_range(split: datasets.Dataset, label_column: str, num_labels: in
             f"--label_column={label_column!r}: the {where} has label {bad}, out of range; labels must be class ids "
             f"in [0, {num_labels - 1}] ({num_labels} classes)."
         )
-
-
-def balanced_rows(labels: np.ndarray, per_class: int, seed: int, flag: str) -> np.ndarray:
-    """Row numbers of `per_class` rows of each class, drawn at random with `seed`, sorted (the same seed gives the
-    same rows)."""
-    if per_class < 1:
-        raise UserInputError(f"{flag}={per_class} must be a positive number of images.")
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        if len(rows) < per_class:
-            raise UserInputError(f"{flag}={per_class}: class {int(label)} has only {len(rows)} train images.")
-        chosen.append(rng.choice(rows, size=per_class, replace=False))
-    return np.sort(np.concatenate(chosen))
-
-
-def balanced_subset(split: datasets.Dataset, label_column: str, per_class: int, seed: int) -> datasets.Dataset:
-    """`per_class` rows of each class, drawn at random with `seed` (the same seed gives the same subset)."""
-    rows = balanced_rows(label_array(split, label_column), per_class, seed, "--train_samples_per_class")
-    return split.select(rows.tolist())
-
-
-def split_off_validation(split: datasets.Dataset, label_column: str, per_class: int, seed: int):
-    """(rest, validation): `per_class` images of each class set aside as a validation set, drawn with `seed`. Train
-    subsets are drawn from the rest, so that no run, whatever its seed, trains on a validation image."""
-    rows = balanced_rows(label_array(split, label_column), per_class, seed, "--validation_samples_per_class")
-    rest = np.setdiff1d(np.arange(len(split)), rows)
-    return split.select(rest.tolist()), split.select(rows.tolist())

@@ -1,4 +1,4 @@
-"""`--augment_on_device` (dems_training/batch_augmentation.py), run on the CPU as CI runs it: each batched operation
+"""`--augment_on_device` (dems_training/augmentation/on_device.py), run on the CPU as CI runs it: each batched operation
 against hand-computed values and against the CPU path's PIL operation, normalisation, mixing, and bad input."""
 
 import random
@@ -8,10 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dems_training import batch_augmentation as on_device
-from dems_training import image_ops
-from dems_training.augmentation import AugmentationSchedule
-from dems_training.mixup import MixupCutmixCollator
+from dems_training.augmentation import image_ops, on_device
+from dems_training.augmentation.mixup import MixupCutmixCollator
+from dems_training.augmentation.schedule import AugmentationSchedule
 
 
 def unit(values) -> torch.Tensor:
@@ -101,7 +100,7 @@ def test_each_operation_matches_the_cpu_paths_pil_operation(name, factor, tolera
 
 def test_normalises_and_passes_labels_through_when_nothing_is_drawn():
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
-    augmentation = on_device.BatchAugmentation(mean, std, schedule=AugmentationSchedule(0.0, 0.0, 0.0))
+    augmentation = on_device.DeviceAugmentation(mean, std, schedule=AugmentationSchedule(0.0, 0.0, 0.0))
     augmentation.set_epoch(0, 10)
     pixels = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 2, 2)
     out = augmentation(pixels, torch.tensor([3, 1]))
@@ -114,7 +113,7 @@ def test_normalises_and_passes_labels_through_when_nothing_is_drawn():
 def test_mixing_on_the_device_gives_soft_targets():
     random.seed(0)
     mixer = MixupCutmixCollator(num_classes=4, mixup_alpha=0.8, cutmix_alpha=0.0, label_smoothing=0.0)
-    augmentation = on_device.BatchAugmentation((0.0,) * 3, (1.0,) * 3, mixer=mixer)
+    augmentation = on_device.DeviceAugmentation((0.0,) * 3, (1.0,) * 3, mixer=mixer)
     pixels = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 4, 4).contiguous()
     out = augmentation(pixels, torch.tensor([0, 2]))
     lam = out["labels"][0, 0].item()
@@ -124,12 +123,12 @@ def test_mixing_on_the_device_gives_soft_targets():
 
 
 def test_the_schedule_off_still_normalises_and_mixes_only():
-    augmentation = on_device.BatchAugmentation((0.5,), (0.5,), num_channels=1)
+    augmentation = on_device.DeviceAugmentation((0.5,), (0.5,), num_channels=1)
     out = augmentation(torch.full((3, 1, 2, 2), 255, dtype=torch.uint8), torch.tensor([0, 1, 2]))
     assert out["pixel_values"].flatten().tolist() == [1.0] * 12
 
 
 def test_float_batches_are_refused_with_what_was_given():
-    augmentation = on_device.BatchAugmentation((0.5,) * 3, (0.5,) * 3)
+    augmentation = on_device.DeviceAugmentation((0.5,) * 3, (0.5,) * 3)
     with pytest.raises(ValueError, match=r"dtype torch.float32 and shape \(2, 3, 4, 4\).*expects the uint8"):
         augmentation(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))

@@ -9,13 +9,14 @@ Rendered from data, never from another card: the run summary that `train.py` sav
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..outputs import is_hub_dataset_id, shareable_dataset_name
 
 
 PAPER_TITLE = "Data-efficient multi-scale fusion vision transformer"
@@ -45,29 +46,6 @@ SPLIT_PREFIXES = ("eval_", "test_", "validation_", "val_", "")
 
 # Keys of Trainer's save_metrics that describe speed, not quality: left out of the card's metrics table.
 _NOISE_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "total_flos")
-
-_NO_DATASET = "evaluation set"  # model-index name when the data set is unknown
-_SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "eval", "images"}
-
-RESULT_FILES = ("all_results.json", "eval_results.json", "train_results.json", "test_results.json")
-
-# A Hub dataset id: "name" or "owner/name". A local path (imagefolder) is not one and stays out of the metadata.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-
-
-def read_results(folder: str | os.PathLike) -> dict | None:
-    """Merge the metrics files that Trainer's `save_metrics` writes into `folder` (all_results.json wins on a
-    clash, as it is written last). Returns None when there are none."""
-    merged: dict = {}
-    for name in reversed(RESULT_FILES):  # lowest priority first
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict):
-                merged.update(data)
-    return merged or None
-
 
 def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, float] | None:
     """First `(key, value)` of `results` whose key is one of `names` under a split prefix; None if absent."""
@@ -116,7 +94,7 @@ def render_model_card(
     dataset = (summary.get("dataset") or {}).get("name")
     results = summary.get("results")
     base_model = summary.get("base_model")
-    hub_dataset = dataset if _is_hub_dataset_id(dataset) else None
+    hub_dataset = dataset if is_hub_dataset_id(dataset) else None
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -191,7 +169,7 @@ def _intro(cfg: dict, dataset: str | None, base_model: str | None) -> str:
         )
     if dataset:
         shown = shareable_dataset_name(dataset)
-        link = f"[{shown}](https://huggingface.co/datasets/{shown})" if _is_hub_dataset_id(dataset) else f"`{shown}`"
+        link = f"[{shown}](https://huggingface.co/datasets/{shown})" if is_hub_dataset_id(dataset) else f"`{shown}`"
         text += f" It was trained on {link}"
         text += f", fine-tuned from [{base_model}](https://huggingface.co/{base_model})." if base_model else "."
     elif base_model:
@@ -403,35 +381,11 @@ def _split_of(key: str) -> str | None:
     return "test" if key.startswith("test_") else None
 
 
-def shareable_dataset_name(dataset: str | None) -> str:
-    """A Hub data set id as it is; anything else with its local paths shortened (see below)."""
-    if not dataset:
-        return _NO_DATASET
-    return dataset if _is_hub_dataset_id(dataset) else _without_local_paths(dataset)
-
-
-def _without_local_paths(text: str) -> str:
-    """Replace each local path in `text` by the name of the data set folder: no machine's paths on the Hub.
-    `/data/caltech101/train` becomes `caltech101` (split folders name no data set)."""
-
-    def short(match: re.Match) -> str:
-        parts = [p for p in re.split(r"[/\\]", match.group(0)) if p not in ("", ".", "..")]
-        while len(parts) > 1 and parts[-1].lower() in _SPLIT_FOLDERS:
-            parts.pop()
-        return parts[-1] if parts else match.group(0)
-
-    return re.sub(r"\S*[/\\]\S*", short, text)
-
-
 def _dataset_type(dataset: str | None, name: str) -> str:
     # The model-index wants an identifier: the Hub id, else a slug of the name.
-    if _is_hub_dataset_id(dataset):
+    if is_hub_dataset_id(dataset):
         return dataset
     return re.sub(r"[^\w.-]+", "-", name).strip("-").lower() or "custom"
-
-
-def _is_hub_dataset_id(dataset: str | None) -> bool:
-    return bool(dataset) and _HUB_ID.match(dataset) is not None and not os.path.exists(dataset)
 
 
 def _config_dict(config) -> dict:
@@ -472,13 +426,4 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = [
-    "CITATION",
-    "DEFAULT_LICENSE",
-    "REFERENCE_LICENSE",
-    "find_metric",
-    "read_results",
-    "render_model_card",
-    "shareable_dataset_name",
-    "write_model_card",
-]
+__all__ = ["CITATION", "DEFAULT_LICENSE", "REFERENCE_LICENSE", "find_metric", "render_model_card", "write_model_card"]

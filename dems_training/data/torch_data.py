@@ -55,13 +55,3 @@ class DatasetEpochCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.dataset.set_epoch(int(state.epoch or 0))
-
-
-class ProcessorTransform:
-    """The image processor as a per-image transform: the eval path is exactly what `pipeline` will do."""
-
-    def __init__(self, image_processor):
-        self.image_processor = image_processor
-
-    def __call__(self, image) -> torch.Tensor:
-        return self.image_processor(image, return_tensors="pt")["pixel_values"][0]

@@ -20,7 +20,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 from PIL import Image as PILImage
 
-from . import UserInputError
+from .. import UserInputError
 
 
 logger = logging.getLogger(__name__)

@@ -1,21 +1,20 @@
-"""Image transforms without torchvision (PIL, NumPy and torch on uint8), and the DEMS augmentation schedule.
+"""Per-image transforms without torchvision (PIL, NumPy and torch on uint8): PIL image in, (C, S, S) tensor out.
 
-Pretrain train transform, rebuilt every epoch e of E in the reference:
+`CpuAugmentation` is the pretrain train transform, the reference's
     RandomResizedCrop(S, scale (0.2, 1), bicubic) -> colour jitter with prob p(e) -> greyscale with prob p(e)
     -> solarize with prob p(e) -> horizontal flip (0.5) -> tensor -> normalise,
-    p(e) = 0.5 * p0 * (1 + cos(pi * e / E)).
-Here the transform is built once and reads the epoch from a shared-memory tensor, so data loader workers (forked or
-spawned, persistent or not) see every `set_epoch` the main process makes. Randomness comes from Python's `random`,
-which PyTorch seeds differently in every worker and Trainer seeds in the main process.
+with p(e) from the augmentation schedule (schedule.py). Randomness comes from Python's `random`, which PyTorch seeds
+differently in every data loader worker and Trainer seeds in the main process. `ResizeNormalize` is the finetune
+train transform and the held-out one; `ProcessorTransform` runs the image processor itself where no fast equivalent
+exists.
 
 The per-image work is in image_ops.py (uint8 throughout; float32 only for the normalised output). With
 `--augment_on_device` the CPU keeps the crop, resize and flip (`RandomResizedCropFlip`, uint8 out) and the colour
-operations, normalisation and mixing run batched on the training device (batch_augmentation.py).
+operations, normalisation and mixing run batched on the training device (on_device.py).
 """
 
 import math
 import random
-from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -32,6 +31,7 @@ from .image_ops import (
     resize_crop,
     solarize,
 )
+from .schedule import AugmentationSchedule, ScheduleFollower
 
 
 def mode_for_channels(num_channels: int) -> str:
@@ -50,59 +50,6 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode in ("RGBA", "LA", "P") and mode == "RGB":
         return image.convert("RGBA").convert("RGB")
     return image.convert(mode)
-
-
-@dataclass(frozen=True)
-class AugmentationSchedule:
-    """p(e) = 0.5 * p0 * (1 + cos(pi * e / E)) for each of colour jitter, greyscale and solarize (p0 throughout
-    when `decaying` is False)."""
-
-    color_jitter_p0: float = 0.6
-    grayscale_p0: float = 0.6
-    solarize_p0: float = 0.6
-    decaying: bool = True  # False: p(e) = p0 for every epoch (the ablation without the schedule)
-
-    def __post_init__(self):
-        for name in ("color_jitter_p0", "grayscale_p0", "solarize_p0"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"AugmentationSchedule.{name}={value} must be a probability in [0, 1].")
-
-    @staticmethod
-    def decay(p0: float, epoch: float, total_epochs: float) -> float:
-        if total_epochs <= 0:
-            return p0
-        return 0.5 * p0 * (1.0 + math.cos(math.pi * epoch / total_epochs))
-
-    def probabilities(self, epoch: float, total_epochs: float) -> dict[str, float]:
-        if not self.decaying:
-            total_epochs = 0  # decay() then returns p0
-        return {
-            "color_jitter": self.decay(self.color_jitter_p0, epoch, total_epochs),
-            "grayscale": self.decay(self.grayscale_p0, epoch, total_epochs),
-            "solarize": self.decay(self.solarize_p0, epoch, total_epochs),
-        }
-
-
-class EpochScheduled:
-    """The schedule and the epoch it is at, for a transform on the CPU (read in every data loader worker) or on the
-    training device (read in the main process). Call `start_schedule` from `__init__`."""
-
-    def start_schedule(self, schedule: AugmentationSchedule | None) -> None:
-        self.schedule = schedule
-        # [epoch, total epochs] in shared memory: written by the main process, read by every worker.
-        self._epoch_state = torch.zeros(2, dtype=torch.float64).share_memory_()
-
-    def set_epoch(self, epoch: float, total_epochs: float) -> None:
-        self._epoch_state[0] = float(epoch)
-        self._epoch_state[1] = float(total_epochs)
-
-    @property
-    def epoch(self) -> tuple[float, float]:
-        return float(self._epoch_state[0]), float(self._epoch_state[1])
-
-    def current_probabilities(self) -> dict[str, float]:
-        return self.schedule.probabilities(*self.epoch)
 
 
 def random_resized_crop_box(width: int, height: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple:
@@ -137,7 +84,7 @@ def hflip(pixels: torch.Tensor) -> torch.Tensor:
 
 class RandomResizedCropFlip:
     """Random resized crop (bicubic) and horizontal flip on uint8: PIL image in, uint8 (C, S, S) tensor out. The
-    CPU's share of `--augment_on_device`, and the first and last steps of `ScheduledAugmentation`."""
+    CPU's share of `--augment_on_device`, and the first and last steps of `CpuAugmentation`."""
 
     def __init__(self, size: int, num_channels: int = 3, crop_scale: tuple = (0.2, 1.0), hflip_prob: float = 0.5):
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
@@ -160,7 +107,7 @@ class RandomResizedCropFlip:
         return self.random_flip(as_tensor(self.random_crop(image)))
 
 
-class ScheduledAugmentation(RandomResizedCropFlip, EpochScheduled):
+class CpuAugmentation(RandomResizedCropFlip, ScheduleFollower):
     """The pretrain train transform: PIL image in, normalised (C, S, S) float tensor out. Colour operations run in
     PIL on uint8, and only on the images they are drawn for."""
 
@@ -264,3 +211,13 @@ class ResizeNormalize:
             top, left = (self.size[0] - height) // 2, (self.size[1] - width) // 2
             pixels = pixels[:, top:top + height, left:left + width]
         return pixels
+
+
+class ProcessorTransform:
+    """The image processor as a per-image transform: the eval path is exactly what `pipeline` will do."""
+
+    def __init__(self, image_processor):
+        self.image_processor = image_processor
+
+    def __call__(self, image) -> torch.Tensor:
+        return self.image_processor(image, return_tensors="pt")["pixel_values"][0]

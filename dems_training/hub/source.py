@@ -1,26 +1,21 @@
 """What `push_to_hub.py` reads, checked before anything is written: the source (a save_pretrained folder or a
 reference .pth, through the converter), its weight files, its image processor or one given with --processor, and the
 class names of --labels. Every problem with them is a `UserInputError` naming the option or file, the value and the
-rule (push_to_hub.py prints it in one line and exits with code 2); what is built from them is hub_export.py's.
+rule (push_to_hub.py prints it in one line and exits with code 2); what is built from them is export.py's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import UserInputError
+from .. import UserInputError, one_line, quiet_transformers
+from ..modeling import label_fields, processor_for_config
+from ..outputs import WEIGHT_FILES, weight_file_error
 
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 PROCESSOR_FILE = "preprocessor_config.json"
 MODEL_TYPE = "dems"
 JSON_TYPE_NAMES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
@@ -36,11 +31,6 @@ class Source:
     name: str
     folder: Path | None = None
     from_reference_release: bool = False
-
-
-def one_line(error: BaseException, secret: str | None = None) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text.replace(secret, "<token>") if secret else text
 
 
 def json_type_name(value) -> str:
@@ -61,20 +51,6 @@ def read_json(path: Path, option: str | None = None, expect: type | None = dict)
     if expect is not None and not isinstance(data, expect):
         raise UserInputError(f"{name} must hold a JSON {JSON_TYPE_NAMES[expect]}, not a {json_type_name(data)}")
     return data
-
-
-@contextmanager
-def quiet_transformers():
-    """transformers' load report (a table of missing / unexpected keys on stderr) and warnings off while loading:
-    what matters in them is checked here and raised as one line."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 def load_source(path: Path, preset=None, num_labels=None, image_mean=None, image_std=None) -> Source:
@@ -150,7 +126,7 @@ def load_folder(folder: Path) -> Source:
     if (folder / PROCESSOR_FILE).is_file():
         processor = load_processor(folder)
     else:
-        processor = processor_for(model.config)
+        processor = processor_for_config(model.config)
     return Source(model=model, processor=processor, name=folder.resolve().name, folder=folder)
 
 
@@ -175,29 +151,18 @@ def check_weight_files(folder: Path) -> None:
 
 
 def _check_weight_file(path: Path) -> None:
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), "pt"):
-                pass
-        except (SafetensorError, OSError) as error:
-            raise UserInputError(
-                f"cannot read {path}: it is truncated or not a safetensors file ({one_line(error)})"
-            ) from None
+    error = weight_file_error(path, safe_load=True)
+    if error is None:
         return
-    import torch
-
+    if path.suffix == ".safetensors":
+        raise UserInputError(f"cannot read {path}: it is truncated or not a safetensors file ({one_line(error)})")
     from modeling_dems.convert import unreadable_torch_file_message
 
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load fails with RuntimeError, EOFError, KeyError, UnpicklingError, ...
-        remedy = (
-            "Only the weights are needed: load the model where it was made and save it again with save_pretrained "
-            "(model.safetensors)."
-        )
-        raise UserInputError(unreadable_torch_file_message(path, error, remedy)) from None
+    remedy = (
+        "Only the weights are needed: load the model where it was made and save it again with save_pretrained "
+        "(model.safetensors)."
+    )
+    raise UserInputError(unreadable_torch_file_message(path, error, remedy))
 
 
 def load_processor(folder: Path, option: str | None = None):
@@ -230,18 +195,8 @@ def load_reference(path: Path, preset, num_labels, image_mean, image_std) -> Sou
             raise UserInputError(
                 f"{option} gives {len(values)} values but the model has {channels} channels; give 1 or {channels}"
             )
-    processor = processor_for(model.config, image_mean=image_mean, image_std=image_std)
+    processor = processor_for_config(model.config, image_mean=image_mean, image_std=image_std)
     return Source(model=model, processor=processor, name=path.stem, from_reference_release=True)
-
-
-def processor_for(config, image_mean=None, image_std=None):
-    """The evaluation transform of the reference (resize to the training size, bicubic; normalise)."""
-    from modeling_dems import DemsImageProcessor
-
-    # One value stands for every channel: as a number, since transformers wants a list as long as the channels.
-    normalisation = {"image_mean": image_mean, "image_std": image_std}
-    normalisation = {k: v[0] if len(v) == 1 else v for k, v in normalisation.items() if v is not None}
-    return DemsImageProcessor.from_model_config(config, **normalisation)
 
 
 def check_processor_fits(model, processor, origin: str) -> None:
@@ -322,5 +277,4 @@ def apply_labels(model, names: list[str] | None, spec: str | None = None) -> Non
             f"--labels gives {len(names)} names but the model has {model.config.num_labels} classes (the "
             f"classifier head's num_labels); --labels {spec} must name each class once"
         )
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {name: i for i, name in enumerate(names)}
+    model.config.update(label_fields(names))

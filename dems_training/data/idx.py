@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 
-from . import UserInputError
+from .. import UserInputError
 
 
 IDX_UNSIGNED_BYTE = 0x08

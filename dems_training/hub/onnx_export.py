@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from . import UserInputError
+from .. import UserInputError
 
 
 ONNX_FILE = "model.onnx"
@@ -168,7 +168,8 @@ def export_folder(model_dir: Path, output_dir: Path, overwrite: bool = False, op
     `preprocessor_config.json` for the labels and the image processing), after checking it under ONNX Runtime.
     Returns `{"files": [...], "max_abs_difference": {batch: value}}`. Built beside `output_dir` and moved into
     place only once checked: a failure leaves an existing `output_dir` as it was."""
-    from .hub_source import load_folder, quiet_transformers
+    from .. import quiet_transformers
+    from .source import load_folder
 
     if not model_dir.is_dir():
         problem = "is not a folder" if model_dir.exists() else "does not exist"

@@ -129,8 +129,8 @@ def _per_channel(value) -> tuple[float, ...]:
 
 # Brightness and contrast blend every byte with a constant (black, or the mean grey level): Pillow's blend is a
 # function of the byte alone, so running it once on the 256 levels gives a table that Image.point applies to every
-# band, bit for bit what the blend gives, in half its time. The table costs ~30 us to make and apply (Image.point
-# rounds the 768 entries in Python): worth it from about 176 x 176 pixels.
+# band, bit for bit what the blend gives, in less time. Making and applying the table has a fixed cost (Image.point
+# rounds the 768 entries in Python), so small images blend directly (the crossover: benchmarks/RESULTS.md).
 BLEND_TABLE_MIN_PIXELS = 176 * 176
 _RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))  # the 256 levels
 
@@ -176,7 +176,8 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
 #
 # PIL's RGB -> HSV -> RGB (libImaging/Convert.c, rgb2hsv and hsv2rgb) is float work per pixel, slow in hsv2rgb. Every
 # piece of it is a function of few 8-bit values, so tables made by running PIL's own conversions once reproduce it
-# bit for bit (tests/training/test_train_image_ops.py checks all 16.7M colours against the old op):
+# bit for bit (tests/training/test_train_image_ops.py checks all 16.7M colours against the frozen baseline's PIL round
+# trip, benchmarks/baseline_transforms.py):
 # - H depends on the differences (g - r, b - r) only (rgb2hsv divides differences by max - min);
 # - S and V on (max, min); the output's largest value is V and its smallest p(S, V);
 # - the third output value x(H', S, V) takes, over the 256 H', one of 43 columns: q with f equals t with 1 - f, so it
@@ -192,7 +193,7 @@ _HUE_KEY_OFFSET = 255 * 512 + 255
 
 
 class _HueTables:
-    """The tables (1.7 MB), built once per process on first use (0.6 s of CPU), each from PIL's conversions."""
+    """The tables (1.7 MB), built once per process on first use, each from PIL's conversions."""
 
     def __init__(self):
         # hue[(g - r) * 512 + (b - r) + offset]: PIL's H of a pixel with those differences (unreachable keys: 0).
@@ -260,7 +261,7 @@ def _hue_tables() -> _HueTables:
 
 
 def shift_hue(image: Image.Image, hue: float) -> Image.Image:
-    """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV, as before: H moves by
+    """Rotate the hue by `hue` of a turn (torchvision's adjust_hue) in PIL's 8-bit HSV: H moves by
     round(255 hue) steps of 1/255 of a turn, modulo 256 (PIL spans a turn over 255 steps but H wraps at 256).
     Bit-exact with PIL's HSV round trip: from the tables above in uint8/int16/int32 passes on planar channels, or, for
     small images (where the passes' fixed cost would dominate), in PIL with the shift as one C addition."""
@@ -286,7 +287,7 @@ def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     row >>= 1
     row += low
     p = tables.low.take(row)
-    # Times the row length (past uint16), plus the column of the shifted H (arithmetic: 6 times cheaper than a take).
+    # Times the row length (past uint16), plus the column of the shifted H (arithmetic: cheaper than a take).
     cell = row.astype(np.int32)
     cell *= tables.columns
     cell += _hue_column(hues)
@@ -304,7 +305,7 @@ def shift_hue(image: Image.Image, hue: float) -> Image.Image:
     return Image.merge("RGB", [Image.frombuffer("L", image.size, band, "raw", "L", 0, 1) for band in bands])
 
 
-# Below this many pixels PIL's float conversions cost less than the table passes' fixed cost (crossover ~40 x 40).
+# Below this many pixels PIL's float conversions cost less than the table passes' fixed cost (benchmarks/RESULTS.md).
 HUE_TABLES_MIN_PIXELS = 42 * 42
 # H' intervals [start, start + length) modulo 256 where channel R, G, B (rows) is V, and where it is p. Sextant s
 # covers the H' with floor(6 H' / 255) = s: 0..42, 43..84, 85..127, 128..169, 170..212, 213..254; H' = 255 gives
@@ -328,7 +329,7 @@ def grayscale(image: Image.Image, tensor: bool = False) -> Image.Image | torch.T
 def solarize(pixels: torch.Tensor, threshold: int = 128) -> torch.Tensor:
     """`ImageOps.solarize` on uint8 pixels: every value at or above `threshold` is inverted. For uint8, 255 - v is
     v XOR 255, so this is one XOR with a mask of 0 or 255. In NumPy, on the tensor's memory in whatever layout it
-    has: torch's comparison of uint8 with a number is several times slower, and torch.where ten times."""
+    has: torch's comparison of uint8 with a number, and torch.where more so, are slower."""
     array = pixels.numpy()
     mask = np.greater_equal(array, threshold).view(np.uint8)
     np.negative(mask, out=mask)  # True (1) -> 255
@@ -337,8 +338,9 @@ def solarize(pixels: torch.Tensor, threshold: int = 128) -> torch.Tensor:
 
 def color_jitter(image: Image.Image, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1) -> Image.Image:
     """torchvision's ColorJitter: the four adjustments in random order, factors uniform in [1-x, 1+x] (hue in
-    [-x, x]). Saturation and hue leave a grey image alone. The random draws (the shuffle, then one factor per
-    adjustment as it runs) are the same as before these operations were made fast."""
+    [-x, x]). Saturation and hue leave a grey image alone. The random draws are the shuffle, then one factor per
+    adjustment as it runs: a seeded run draws the same augmentation as the frozen baseline
+    (benchmarks/baseline_transforms.py), which the tests compare it with."""
     ops = [
         lambda im: adjust_brightness(im, random.uniform(1 - brightness, 1 + brightness)),
         lambda im: adjust_contrast(im, random.uniform(1 - contrast, 1 + contrast)),
