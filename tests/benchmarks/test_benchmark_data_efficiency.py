@@ -149,6 +149,7 @@ REQUIRED_KEYS = {"arm", "train_images", "seed", "commit", "command", "params", "
                  "images_seen", "test_top1", "curve", "images_per_second", "torch", "transformers", "date"}
 
 
+@pytest.mark.slow
 def test_a_small_study_records_every_key_and_a_record_reruns_to_its_test_top1(tmp_path, monkeypatch, capsys):
     for name, value in offline_env(tmp_path).items():
         monkeypatch.setenv(name, value)

@@ -77,6 +77,7 @@ def stage(output_dir: Path, name: str) -> dict:
     return json.loads((output_dir / f"{name}.json").read_text())
 
 
+@pytest.mark.slow
 def test_dry_run_ends_with_every_stage_ok_and_summarised(dry_run):
     result, output_dir, root = dry_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -94,6 +95,7 @@ def test_dry_run_ends_with_every_stage_ok_and_summarised(dry_run):
     assert sorted(p.suffix for p in output_dir.iterdir()) == [".json"] * len(STAGES) + [".md"] * (len(STAGES) + 1)
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_machine_stage_records_the_software_and_no_gpu(dry_run):
     results = stage(dry_run[1], "machine")["results"]
     assert results["gpu"] is None and results["peak_tflops"] is None
@@ -101,6 +103,7 @@ def test_machine_stage_records_the_software_and_no_gpu(dry_run):
     assert results["python"].count(".") == 2 and results["cpu_count"] >= 1 and results["usable_cpus"] >= 1
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_throughput_stage_times_every_model_in_every_mode(dry_run):
     results = stage(dry_run[1], "throughput")["results"]
     cases = results["cases"]
@@ -123,6 +126,7 @@ def test_throughput_stage_times_every_model_in_every_mode(dry_run):
     assert flops["reference"] == flops["dems"] != flops["vit"]
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_precision_stage_compares_attention_and_precision(dry_run):
     results = stage(dry_run[1], "precision")["results"]
     assert results["eager_vs_sdpa_fp32_max_abs_diff"] < 1e-4  # the two agree to 1e-5 in fp32 (README)
@@ -133,6 +137,7 @@ def test_precision_stage_compares_attention_and_precision(dry_run):
     assert results["loss_after_one_step_fp32"] != results["loss_fp32"]  # the step changed the weights
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_launchers_stage_trains_loads_and_predicts_under_both_launchers(dry_run):
     results = stage(dry_run[1], "launchers")["results"]
     assert set(results) == {"torchrun", "accelerate"}
@@ -146,6 +151,7 @@ def test_launchers_stage_trains_loads_and_predicts_under_both_launchers(dry_run)
     assert "accelerate.commands.launch --num_processes 1" in results["accelerate"]["command"]
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_input_pipeline_stage_judges_both_pipelines(dry_run):
     results = stage(dry_run[1], "input_pipeline")["results"]
     assert results["image_size"] == 256 and results["workers"] == 0  # train.py's default on the CPU
@@ -159,6 +165,7 @@ def test_input_pipeline_stage_judges_both_pipelines(dry_run):
         assert verdict["starved"] == (verdict["loader_over_gpu"] < 1)
 
 
+@pytest.mark.slow  # the dry run is a subprocess of a minute
 def test_fashion_mnist_stage_trains_on_the_idx_release_and_reports_test_top1(dry_run):
     results = stage(dry_run[1], "fashion_mnist")["results"]
     assert results["train_images"] == TRAIN_IMAGES and results["test_images"] == TEST_IMAGES
@@ -173,6 +180,7 @@ def test_fashion_mnist_stage_trains_on_the_idx_release_and_reports_test_top1(dry
     assert "--dataset fashion_mnist --data_dir" in results["train_py"]
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_the_finished_stages_and_marks_the_cut_one(tmp_path):
     output_dir, log = tmp_path / "out", tmp_path / "log.txt"
     command = dry_run_command(output_dir, "--stages", "machine", "throughput", "launchers")

@@ -17,6 +17,7 @@ def restore_threads():
     torch.set_num_threads(threads)  # the run below sets one thread; the rest of the session gets its own back
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("restore_threads")
 def test_times_pytorch_and_onnx_runtime_side_by_side(tmp_path, capsys):
     path = tmp_path / "onnx.json"

@@ -116,6 +116,7 @@ def test_images_through_the_saved_processor_into_onnx_runtime(exported):
     assert labels == [config.id2label[int(i)] for i in expected.argmax(-1)]
 
 
+@pytest.mark.slow
 def test_the_command_reports_the_check(exported, tmp_path, capsys):
     _, model_dir, out = exported
     # a second export, into a new folder: what it prints

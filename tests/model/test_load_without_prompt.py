@@ -39,6 +39,7 @@ def saved_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("way", list(EXPECTED_CLASS))
 @pytest.mark.parametrize("mode", ["local", "remote"])
 def test_loads_without_a_prompt_or_a_stall(saved_folder, tmp_path, mode, way):

@@ -122,6 +122,7 @@ def fresh_dynamo_one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fresh_dynamo_one_thread")
 def test_through_torch_compile_in_one_graph(images):
     model = _model("sdpa")

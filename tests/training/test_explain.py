@@ -149,6 +149,7 @@ def test_bad_input_is_one_line_and_exit_code_2(case, message, model_dir, images,
         assert not out.exists()  # refused before anything was written
 
 
+@pytest.mark.slow
 def test_a_hub_id_out_of_reach_is_one_line_from_the_command_line(images, tmp_path):
     """A real process offline: nothing else that transformers or a progress bar would print reaches stderr."""
     argv = [sys.executable, os.path.join(REPO, "explain.py"), "someone/not-cached", str(images[0])]

@@ -76,6 +76,7 @@ STUDY_LIKE = (
 )
 
 
+@pytest.mark.slow
 def test_dems_and_vit_of_one_seed_train_on_the_same_batches(tmp_path, monkeypatch):
     seen: dict[str, list[str]] = {}
     original = DemsTrainer.training_step
@@ -96,6 +97,7 @@ def test_dems_and_vit_of_one_seed_train_on_the_same_batches(tmp_path, monkeypatc
     assert len(set(dems)) == len(dems)
 
 
+@pytest.mark.slow
 def test_validation_during_training_and_the_test_split_once_at_the_end(tmp_path):
     output_dir = tmp_path / "run"
     args = tiny_run_args(output_dir, *STUDY_LIKE, "--num_train_epochs", "2", "--eval_strategy", "steps",
@@ -120,6 +122,7 @@ RESUMABLE = (*STUDY_LIKE, "--num_train_epochs", "3", "--eval_strategy", "steps",
              "--save_strategy", "steps", "--save_steps", "0.3", "--save_total_limit", "2", "--logging_steps", "1")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights_and_test_top1(tmp_path):
     env = offline_env(tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
