@@ -35,3 +35,16 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fresh_dynamo_one_thread():
+    """For torch.compile tests: dynamo caches per code object, so a clean slate keeps the tests independent of their
+    order; one thread, because these models are tiny and two OpenMP threads on a shared machine can take many times
+    longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+    torch.set_num_threads(threads)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from command_helpers import assert_one_line_error as one_line_error
 from PIL import Image
 from tiny_configs import make_tiny_config
 from transformers import AutoConfig
@@ -44,13 +45,7 @@ def run_main(capsys, *argv):
 
 
 def assert_one_line_error(code, err, *fragments, exit_code=2):
-    assert code == exit_code
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("export_onnx.py: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    one_line_error("export_onnx.py", code, err, *fragments, exit_code=exit_code)
 
 
 @pytest.fixture(scope="module")

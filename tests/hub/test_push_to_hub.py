@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from command_helpers import assert_one_line_error as one_line_error
 from hub_helpers import check_loads_without_the_project, exported_files
 from huggingface_hub import HfApi
 from PIL import Image
@@ -101,14 +102,7 @@ def run_main(capsys, *argv):
 
 
 def assert_one_line_error(code, err, *fragments, exit_code=2):
-    """A user error exits with 2 (as every command of the project), a failure of the Hub with 1; both are one line."""
-    assert code == exit_code
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("push_to_hub.py: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
+    one_line_error("push_to_hub.py", code, err, *fragments, exit_code=exit_code)
 
 
 # --------------------------------------------------------------------------------------------- the exported folder

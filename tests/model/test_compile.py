@@ -11,7 +11,7 @@ from modeling_dems.modeling_dems import DemsForImageClassification
 
 
 # torch.compile: each test compiles a model, minutes on a CPU.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_dynamo_one_thread")]
 
 
 def tiny_model(attn_implementation: str = "sdpa", **overrides) -> DemsForImageClassification:
@@ -33,19 +33,6 @@ def assert_one_graph(fn, *args, **kwargs) -> None:
     explanation = torch._dynamo.explain(fn)(*args, **kwargs)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
-
-
-@pytest.fixture(autouse=True)
-def fresh_dynamo_one_thread():
-    # explain() and compile() cache per code object; a clean slate keeps the tests independent of their order.
-    # One thread: these models are tiny, and two OpenMP threads on a machine shared with other test runs can take
-    # many times longer.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])

@@ -111,17 +111,6 @@ def test_tuple_outputs_carry_them_last(images):
     torch.testing.assert_close(weights_too, merge_weights, rtol=0, atol=1e-6)
 
 
-@pytest.fixture
-def fresh_dynamo_one_thread():
-    # As in test_compile.py: a clean dynamo cache, and one thread for a tiny model on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("fresh_dynamo_one_thread")
 def test_through_torch_compile_in_one_graph(images):
