@@ -61,6 +61,7 @@ def exported(tmp_path_factory):
     return model, root / "model", out
 
 
+@pytest.mark.slow  # exports and runs ONNX (the module's shared export)
 def test_the_folder_holds_the_model_its_labels_and_its_processor(exported):
     model, _, out = exported
     files = sorted(p.name for p in out.iterdir())
@@ -83,6 +84,7 @@ def test_the_folder_holds_the_model_its_labels_and_its_processor(exported):
     assert [o.name for o in session.get_outputs()] == ["logits"]
 
 
+@pytest.mark.slow  # exports and runs ONNX (the module's shared export)
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
 def test_onnx_runtime_gives_pytorchs_logits_at_any_batch_size(exported, batch_size):
     model, _, out = exported
@@ -95,6 +97,7 @@ def test_onnx_runtime_gives_pytorchs_logits_at_any_batch_size(exported, batch_si
     assert np.abs(logits - expected).max() <= 1e-4
 
 
+@pytest.mark.slow  # exports and runs ONNX (the module's shared export)
 def test_images_through_the_saved_processor_into_onnx_runtime(exported):
     # docs/deployment.md's inference example, step by step
     model, _, out = exported
@@ -123,6 +126,7 @@ def test_the_command_reports_the_check(exported, tmp_path, capsys):
     assert (tmp_path / "new" / "onnx" / "model.onnx").stat().st_size == (out / "model.onnx").stat().st_size
 
 
+@pytest.mark.slow  # exports and runs ONNX (the module's shared export)
 def test_an_export_whose_logits_differ_is_not_written(exported, tmp_path, capsys, monkeypatch):
     # Another model's graph under this model's name: the check must catch it, and nothing may be left behind.
     _, _, out = exported
@@ -139,6 +143,7 @@ def test_an_export_whose_logits_differ_is_not_written(exported, tmp_path, capsys
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dems-onnx-")] == []  # no staging left
 
 
+@pytest.mark.slow  # exports and runs ONNX (the module's shared export)
 def test_check_onnx_measures_the_difference(exported):
     model, _, out = exported
     differences = onnx_export.check_onnx(model, out / "model.onnx")
