@@ -74,6 +74,8 @@ def grid_table(study: StudyRecords) -> list[str]:
                            and r["seed"] == 0 and r["epochs"] == study.epochs[k] and r["peak_lr"] == rate), None)
             cells.append(f"{100 * record['val_top1']:.2f}" if record else "")
         chosen = f"{study.rates[name]:g}" if name in study.rates else "(grid unfinished)"
+        if study.rates.get(name) in (min(rates), max(rates)):
+            chosen += " (the grid's edge: a wider grid might choose otherwise)"
         lines.append(f"| {arm.label} | " + " | ".join(cells) + f" | {chosen} |")
     return lines
 

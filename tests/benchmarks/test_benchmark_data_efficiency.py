@@ -141,8 +141,18 @@ def test_report_pairs_seeds_counts_wins_and_checks_the_plateau(tmp_path):
     assert "| DEMS-ViT | 600 | 400 | 50.00 | 50.30 | +0.30 | yes |" in text
     assert "| ViT, same width and depth | 600 | 400 | 50.00 | 49.00 | -1.00 | **no** |" in text
     assert "| DEMS-ViT | 80.00 | 81.00 | 80.00 | 0.001 |" in text
+    assert "| ViT, same width and depth | 70.00 | 71.00 | 70.00 | 0.001 |" in text  # inside the grid: no mark
     for picture in ("learning_curves.png", "top1_vs_size.png"):
         assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_rate_chosen_at_the_grid_s_edge_is_marked_as_such(tmp_path):
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    validation = {5e-4: 0.75, 1e-3: 0.74, 2e-3: 0.70}  # every arm's best is the smallest rate
+    records = [record(r, validation[r.learning_rate]) for r in grid_runs(SMALL)]
+    text = open(study_report.write_report(records, settings)).read()
+    edge = "0.0005 (the grid's edge: a wider grid might choose otherwise)"
+    assert f"| DEMS-ViT | 75.00 | 74.00 | 70.00 | {edge} |" in text
 
 
 REQUIRED_KEYS = {"arm", "train_images", "seed", "commit", "command", "params", "gmacs_per_image", "peak_lr",
