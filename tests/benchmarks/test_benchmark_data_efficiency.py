@@ -57,6 +57,18 @@ def test_the_rate_with_the_best_final_validation_wins_ties_go_to_the_smaller():
     assert chosen_learning_rates(SMALL, records) is None  # not before the whole grid has run
 
 
+def test_a_grid_budget_of_its_own_keeps_the_grid_when_its_size_s_budget_doubles(tmp_path):
+    doubled = StudySettings(**{**SMALL.__dict__, "epochs": [800, 500, 80], "grid_epochs": 250,
+                               "results_dir": str(tmp_path)})
+    assert {r.name for r in grid_runs(doubled)} == {r.name for r in grid_runs(SMALL)}  # e250: the grid as it ran
+    rates = {"dems": 1e-3, "vit": 1e-3, "vit-wide": 1e-3, "dems-constant": 1e-3}
+    assert ("dems", 120, 0, 500) in {(r.arm, r.samples_per_class, r.seed, r.epochs)
+                                     for r in comparison_runs(doubled, rates)}  # the comparison at the new budget
+    records = [record(r, 0.70 + (0.01 if r.learning_rate == 1e-3 else 0.0)) for r in grid_runs(SMALL)]
+    text = open(study_report.write_report(records, doubled)).read()
+    assert "| DEMS-ViT | 70.00 | 71.00 | 70.00 | 0.001 |" in text
+
+
 def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
     rates = {"dems": 1e-3, "vit": 2e-3, "vit-wide": 5e-4, "dems-constant": 1e-3}
     runs = comparison_runs(SMALL, rates)
@@ -94,6 +106,7 @@ def test_a_run_is_resumable_seeded_validated_and_the_vit_wide_is_wider():
         ({"plateau_samples_per_class": [5]}, "--plateau_samples_per_class=[5]"),
         ({"grid_learning_rates": [0.0]}, "--grid_learning_rates=[0.0]"),
         ({"evaluations": 0}, "--evaluations=0"),
+        ({"grid_epochs": 0}, "--grid_epochs=0"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(change, fragment):
@@ -112,6 +125,39 @@ def test_uncommitted_training_code_is_refused_or_marked(monkeypatch):
     assert data_efficiency.code_commit(allow_dirty=True) == "0123abcd+dirty"
     answers["status"] = ""
     assert data_efficiency.code_commit(allow_dirty=False) == "0123abcd"
+
+
+def git_repository(path) -> str:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    for key, value in (("user.email", "study@example.org"), ("user.name", "study")):
+        subprocess.run(["git", "-C", str(path), "config", key, value], check=True)
+    return str(path)
+
+
+def commit_file(repo: str, name: str, text: str) -> str:
+    os.makedirs(os.path.dirname(os.path.join(repo, name)), exist_ok=True)
+    with open(os.path.join(repo, name), "w") as f:
+        f.write(text)
+    subprocess.run(["git", "-C", repo, "add", name], check=True)
+    subprocess.run(["git", "-C", repo, "commit", "-q", "-m", name], check=True)
+    return data_efficiency.git("rev-parse", "HEAD")
+
+
+def test_commits_of_the_same_training_code_count_as_one_others_are_refused(tmp_path, monkeypatch):
+    repo = git_repository(tmp_path / "repo")
+    monkeypatch.setattr(data_efficiency, "REPO", repo)
+    first = commit_file(repo, "dems_training/recipe.py", "lr = 1e-3")
+    runner_only = commit_file(repo, "benchmarks/data_efficiency.py", "grid_epochs = 250")  # the runner changed
+    trainer_too = commit_file(repo, "dems_training/recipe.py", "lr = 2e-3")
+    runs = grid_runs(SMALL)
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    same = [record(runs[0], commit=first), record(runs[1], commit=runner_only)]
+    text = open(study_report.write_report(same, settings)).read()
+    assert "(the same model and training code)" in text
+    with pytest.raises(UserInputError) as error:
+        study_report.write_report([*same, record(runs[2], commit=trainer_too)], settings)
+    assert "2 different versions of the training code" in str(error.value)
+    assert not data_efficiency.same_training_code(first, first + "+dirty")
 
 
 def test_records_of_mixed_commits_are_refused(tmp_path):
@@ -200,10 +246,7 @@ def test_a_small_study_records_every_key_and_a_record_reruns_to_its_test_top1(tm
 
 def test_a_finished_record_is_committed_with_its_log(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    for key, value in (("user.email", "study@example.org"), ("user.name", "study")):
-        subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
-    monkeypatch.setattr(data_efficiency, "REPO", str(repo))
+    monkeypatch.setattr(data_efficiency, "REPO", git_repository(repo))
     (repo / "runs").mkdir()
     (repo / "runs" / "a.json").write_text("{}")
     (repo / "a.log").write_text("log")
