@@ -317,11 +317,10 @@ def same_training_code(commit_a: str, commit_b: str) -> bool:
     if "+dirty" in commit_a + commit_b:
         return False
     try:
-        command = ["git", "-C", REPO, "diff", "--quiet", commit_a, commit_b, "--", *MODEL_AND_TRAINING_CODE]
-        diff = subprocess.run(command, capture_output=True)
-    except OSError:
+        git("diff", "--quiet", commit_a, commit_b, "--", *MODEL_AND_TRAINING_CODE)  # exit 1 when they differ
+    except (OSError, subprocess.CalledProcessError):
         return False
-    return diff.returncode == 0
+    return True
 
 
 def model_cost(output_dir: str) -> dict:
