@@ -103,7 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     card.add_argument(
         "--license",
         help="license of the weights (default: cc-by-nc-4.0 for a reference .pth, the reference release's license; "
-        "apache-2.0 for weights trained by this project)",
+        "for fine-tuned weights, the license of the weights they started from, when the run summary or the "
+        "--base_model card tells it; else apache-2.0, for weights trained by this project)",
     )
     return parser.parse_args(argv)
 

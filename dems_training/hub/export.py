@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import UserInputError
 from ..outputs import CURVES_FILE, EXPLANATIONS_FILE, RESULT_FILES, SUMMARY_FILE, read_results
-from .model_card import DEFAULT_LICENSE, REFERENCE_LICENSE, write_model_card
+from .model_card import inherited_license, write_model_card
 from .source import JSON_TYPE_NAMES, Source, json_type_name, one_line, quiet_transformers, read_json
 
 
@@ -32,7 +32,7 @@ TENSORBOARD_DIR = "runs"  # Trainer's default logging_dir under --output_dir
 # What the run summary's keys hold when train.py writes them; the card reads them as such.
 _SUMMARY_TYPES = {
     "dataset": dict, "results": dict, "recipe": dict, "history": list, "base_model": str, "curves": str,
-    "explanations": str,
+    "explanations": str, "base_model_license": str,
 }
 
 
@@ -66,23 +66,16 @@ def card_summary(source: Source, dataset=None, results_file=None, base_model=Non
         summary["dataset"] = {**(summary.get("dataset") or {}), "name": dataset}
     if base_model:
         summary["base_model"] = base_model
+        summary["base_model_license"] = summary.get("base_model_license") or inherited_license(base_model)
     return summary
 
 
 # ------------------------------------------------------------------------------------------------------ export
 
 
-def card_license(source: Source, license: str | None = None) -> str:
-    """The license the card gives the weights: `license` when given, else the reference release's for its converted
-    weights and this project's for weights it trained."""
-    if license is not None:
-        return license
-    return REFERENCE_LICENSE if source.from_reference_release else DEFAULT_LICENSE
-
-
 def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, repo_id=None, license=None):
     """Write the repository folder into the empty directory `out`; returns its files, relative to it. `license`:
-    see `card_license`."""
+    see `model_card.weights_license`."""
     source.model.save_pretrained(out)  # weights, config.json with auto_map, modeling + configuration code
     source.processor.save_pretrained(out)  # preprocessor_config.json with auto_map, image-processing code
     if source.folder is not None:
@@ -98,7 +91,7 @@ def build_folder(source: Source, out: Path, summary: dict, *, model_name: str, r
         summary,
         model_name=model_name,
         repo_id=repo_id,
-        license=card_license(source, license),
+        license=license,
         from_reference_release=source.from_reference_release,
     )
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from ..outputs import is_hub_dataset_id, shareable_dataset_name
 
@@ -59,13 +59,44 @@ def find_metric(results: Mapping | None, names: tuple[str, ...]) -> tuple[str, f
     return None
 
 
+def inherited_license(model_name_or_path: str | None) -> str | None:
+    """The license of the weights a run starts from, which the weights it trains keep: the reference release's for a
+    reference .pth, else the `license` of the starting checkpoint's model card (README.md of a local folder, or of
+    a Hub repository when the Hub can be reached). None when training from scratch or when no card tells."""
+    if not model_name_or_path:
+        return None
+    if model_name_or_path.endswith(".pth"):
+        return REFERENCE_LICENSE  # train.py reads a .pth only as a reference-release checkpoint
+    card_path = os.path.join(model_name_or_path, "README.md")
+    try:
+        if os.path.isdir(model_name_or_path):
+            license = ModelCard.load(card_path).data.license if os.path.isfile(card_path) else None
+        else:  # a Hub id: the card's metadata, in one request (ModelCard.load retries for half a minute offline)
+            card_data = HfApi().model_info(model_name_or_path, timeout=10).card_data
+            license = card_data.license if card_data is not None else None
+    except Exception:  # no card, unreachable Hub, unparsable metadata: nothing is known
+        return None
+    return license if isinstance(license, str) and license else None
+
+
+def weights_license(summary: Mapping | None, from_reference_release: bool, license: str | None = None) -> str:
+    """The license a card gives the weights: `license` when given; the reference release's for its converted weights;
+    the license of the weights a run was fine-tuned from (the run summary's `base_model_license`); this project's
+    for weights it trained from scratch."""
+    if license is not None:
+        return license
+    if from_reference_release:
+        return REFERENCE_LICENSE
+    return (summary or {}).get("base_model_license") or DEFAULT_LICENSE
+
+
 def render_model_card(
     *,
     model_name: str,
     config,
     summary: Mapping | None = None,
     repo_id: str | None = None,
-    license: str = DEFAULT_LICENSE,
+    license: str | None = None,
     num_parameters: int | None = None,
     extra_tags: list[str] | None = None,
     from_reference_release: bool = False,
@@ -81,9 +112,10 @@ def render_model_card(
             `recipe`: training settings; `results`: metrics as Trainer writes them (`eval_top1_accuracy`, ...),
             top-1/top-5 accuracy going into the metadata's model-index; `history`: one dict per epoch
             (`epoch_history`); `curves`: file name of the picture of that history, beside the card;
-            `explanations`: file name of the picture of a few held-out images explained (`explain.py`'s), beside it.
+            `explanations`: file name of the picture of a few held-out images explained (`explain.py`'s), beside it;
+            `base_model_license`: the license of the weights it was fine-tuned from (`inherited_license`).
         repo_id: where the model lives on the Hub, used in the usage snippet.
-        license: SPDX-like license id of the weights.
+        license: SPDX-like license id of the weights; None: `weights_license` decides.
         num_parameters: parameter count, shown in the architecture summary.
         extra_tags: tags added to the defaults.
         from_reference_release: the weights are the reference release's, converted: the body says so, and under
@@ -95,6 +127,8 @@ def render_model_card(
     results = summary.get("results")
     base_model = summary.get("base_model")
     hub_dataset = dataset if is_hub_dataset_id(dataset) else None
+    license = weights_license(summary, from_reference_release, license)
+    inherited = not from_reference_release and license == summary.get("base_model_license")
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -110,6 +144,7 @@ def render_model_card(
         f"# {model_name}",
         _intro(cfg, dataset, base_model),
         _reference_release_line() if from_reference_release else "",
+        _inherited_license_line(license) if inherited else "",
         _architecture_section(cfg, num_parameters),
         _usage_section(repo_id or f"your-username/{model_name}"),
         _results_section(results),
@@ -131,7 +166,7 @@ def write_model_card(
     *,
     model_name: str,
     repo_id: str | None = None,
-    license: str = DEFAULT_LICENSE,
+    license: str | None = None,
     from_reference_release: bool = False,
 ) -> str:
     """Render the card of `model` and write it as `folder`/README.md; returns its path."""
@@ -181,6 +216,13 @@ def _reference_release_line() -> str:
     return (
         f"The weights come from the reference release ({REFERENCE_CODE_URL}), converted unchanged, and are under its "
         f"license, CC BY-NC 4.0 (`{REFERENCE_LICENSE}`: attribution, non-commercial use only)."
+    )
+
+
+def _inherited_license_line(license: str) -> str:
+    return (
+        f"The weights it was fine-tuned from are under `{license}`, and so are these: fine-tuning does not change the "
+        "license of the weights it starts from."
     )
 
 

@@ -214,8 +214,11 @@ def test_card_carries_the_training_results(exported):
     assert "reference release" not in card.text
 
 
-def test_folder_without_a_run_summary_takes_its_card_from_the_command_line(trained, tmp_path, capsys):
-    # A save_pretrained folder from elsewhere: the results files and the flags are all the card has.
+def test_folder_without_a_run_summary_takes_its_card_from_the_command_line(trained, tmp_path, capsys, monkeypatch):
+    # A save_pretrained folder from elsewhere: the results files and the flags are all the card has; the license is
+    # the --base_model's, read from its card on the Hub (here a mock).
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, timeout=None: types.SimpleNamespace(
+        card_data=types.SimpleNamespace(license="cc-by-nc-4.0" if repo_id == "me/b" else None)))
     model, folder = trained
     plain = tmp_path / "plain"
     model.save_pretrained(plain)
@@ -227,6 +230,7 @@ def test_folder_without_a_run_summary_takes_its_card_from_the_command_line(train
 
     data = ModelCard.load(out / "README.md").data.to_dict()
     assert data["datasets"] == ["uoft-cs/cifar100"] and data["base_model"] == "me/b"
+    assert data["license"] == "cc-by-nc-4.0"
     assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.5
     assert not (out / SUMMARY_FILE).exists() and not (out / "runs").exists()
 

@@ -2,11 +2,12 @@
 the per-epoch history, the data set's facts and the recipe, all rendered from the run summary's data."""
 
 import json
+import types
 
-from huggingface_hub import ModelCard
+from huggingface_hub import HfApi, ModelCard
 
 from configuration_dems import DemsConfig
-from dems_training.hub.model_card import find_metric, render_model_card
+from dems_training.hub.model_card import find_metric, inherited_license, render_model_card
 from dems_training.outputs import read_results
 
 
@@ -51,6 +52,42 @@ def test_reference_release_weights_say_where_they_come_from_and_under_which_lice
         "are under its license, CC BY-NC 4.0 (`cc-by-nc-4.0`: attribution, non-commercial use only)."
     ]
     assert "reference release" not in render_model_card(model_name="m", config=config())
+
+
+def test_fine_tuned_weights_keep_the_license_they_started_from():
+    summary = {"base_model": "me/dems-reference", "base_model_license": "cc-by-nc-4.0"}
+    card = ModelCard(render_model_card(model_name="m", config=config(), summary=summary))
+    assert card.data.to_dict()["license"] == "cc-by-nc-4.0"
+    said = [line for line in card.text.splitlines() if "fine-tuned from are under" in line]
+    assert said == [
+        "The weights it was fine-tuned from are under `cc-by-nc-4.0`, and so are these: fine-tuning does not change "
+        "the license of the weights it starts from."
+    ]
+    # A license given by the user (e.g. the base's authors relicensed it) decides, and the card claims no inheritance.
+    card = ModelCard(render_model_card(model_name="m", config=config(), summary=summary, license="mit"))
+    assert card.data.to_dict()["license"] == "mit" and "fine-tuned from are under" not in card.text
+
+
+def test_inherited_license_of_a_reference_pth_a_folder_and_a_hub_id(tmp_path, monkeypatch):
+    assert inherited_license(None) is None  # from scratch
+    assert inherited_license("runs/ref.pth") == "cc-by-nc-4.0"  # train.py reads a .pth as a reference checkpoint
+    assert inherited_license(str(tmp_path)) is None  # a folder without a card
+    (tmp_path / "README.md").write_text(render_model_card(model_name="m", config=config(), license="cc-by-sa-4.0"))
+    assert inherited_license(str(tmp_path)) == "cc-by-sa-4.0"
+
+    def model_info(self, repo_id, timeout=None):
+        assert repo_id == "me/base" and timeout is not None  # one bounded request, no retries
+        return types.SimpleNamespace(card_data=ModelCard(render_model_card(
+            model_name="base", config=config(), license="openrail")).data)
+
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    assert inherited_license("me/base") == "openrail"
+
+    def unreachable(self, repo_id, timeout=None):
+        raise ConnectionError("no route to huggingface.co")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    assert inherited_license("me/base") is None
 
 
 def test_plain_accuracy_counts_as_top1():

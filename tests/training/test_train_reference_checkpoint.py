@@ -3,11 +3,13 @@
 import json
 
 import torch
+from huggingface_hub import ModelCard
 from reference_dems import random_reference_state_dict
 from train_helpers import QUIET
 from train_synthetic import make_synthetic_folder
 
 import train
+from dems_training.outputs import SUMMARY_FILE
 
 
 LAYOUT = {"dim": 32, "patch": 2, "image_size": 16, "channels": 3, "depth": 3, "classes": 5, "merged": (16, 8)}
@@ -35,6 +37,10 @@ def test_finetune_from_a_reference_pth_with_a_new_head(tmp_path):
     assert config["id2label"] == {"0": "bright", "1": "dark"}  # the head was replaced: 5 -> 2 classes
     assert config["hidden_size"] == 32 and config["merge_layers"] == [2, 3] and config["drop_path_rate"] == 0.2
     assert 0.0 <= results["eval_top1_accuracy"] <= 1.0
+    # Fine-tuned reference weights stay under the reference release's license: the card must not relabel them.
+    summary = json.loads((output_dir / SUMMARY_FILE).read_text())
+    assert summary["base_model_license"] == "cc-by-nc-4.0"
+    assert ModelCard.load(output_dir / "README.md").data.license == "cc-by-nc-4.0"
 
 
 def test_reference_pth_with_another_class_count_needs_the_flag(tmp_path, capsys):

@@ -63,6 +63,7 @@ def test_pretrain_leaves_what_transformers_users_expect(pretrained):
     with open(output_dir / SUMMARY_FILE) as f:
         summary = json.load(f)
     assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4, 5, 6]
+    assert summary["base_model"] is None and summary["base_model_license"] is None  # from scratch
     # The summary travels to the Hub with the model: the image folder is named, its path on this machine is not.
     assert summary["dataset"]["name"] == "image folder synthetic"
     assert str(output_dir.parent) not in (output_dir / SUMMARY_FILE).read_text()
@@ -113,3 +114,6 @@ def test_finetune_from_the_pretrain_checkpoint(pretrained, tmp_path):
     assert config["hidden_size"] == 32  # the pretrain run's architecture, not a preset's
     # Started from the pretrained weights: already far above chance, not back at 1/3.
     assert results["eval_top1_accuracy"] >= 1 / len(CLASSES) + 0.3, (results, pretrain_results)
+    # The weights keep the license that the pretrain folder's card gives its own.
+    summary = json.loads((output_dir / SUMMARY_FILE).read_text())
+    assert summary["base_model_license"] == "apache-2.0"
