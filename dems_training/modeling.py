@@ -21,6 +21,7 @@ from modeling_dems import DemsForImageClassification, DemsImageProcessor
 from modeling_dems.convert import ReferenceCheckpointError, load_reference_checkpoint
 
 from . import UserInputError
+from .augmentation.transforms import MODE_FOR_CHANNELS
 from .config_overrides import parse_config_overrides
 
 
@@ -167,6 +168,14 @@ def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
             ) from None
         except (StrictDataclassError, SafetensorError) as error:  # a config field of the wrong type; torn weights
             raise UserInputError(f"--model_name_or_path={path!r} cannot be loaded: {error}") from None
+    channels = model.config.num_channels
+    if channels not in MODE_FOR_CHANNELS:
+        source = f"--model_name_or_path={path!r}" if path is not None else "--config_overrides"
+        raise UserInputError(
+            f"{source} makes a model of num_channels={channels}, but train.py trains models of "
+            f"{' or '.join(map(str, MODE_FOR_CHANNELS))} channels (grey or RGB: the images its augmentation makes); "
+            "modeling_dems builds and runs other channel counts, train.py cannot train them."
+        )
     return model
 
 

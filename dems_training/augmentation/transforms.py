@@ -34,12 +34,15 @@ from .image_ops import (
 from .schedule import AugmentationSchedule, ScheduleFollower
 
 
+# The PIL modes the training transforms make, by channel count: colour jitter, greyscale and solarize are defined on
+# grey and RGB images only.
+MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
+
+
 def mode_for_channels(num_channels: int) -> str:
-    if num_channels == 3:
-        return "RGB"
-    if num_channels == 1:
-        return "L"
-    raise ValueError(f"num_channels={num_channels} is not supported by the training transforms; use 1 or 3.")
+    if num_channels not in MODE_FOR_CHANNELS:
+        raise ValueError(f"num_channels={num_channels} is not supported by the training transforms; use 1 or 3.")
+    return MODE_FOR_CHANNELS[num_channels]
 
 
 def to_mode(image: Image.Image, mode: str) -> Image.Image:

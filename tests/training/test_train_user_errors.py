@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from reference_dems import random_reference_state_dict
 from tiny_configs import make_tiny_config
-from train_helpers import tiny_run_args
+from train_helpers import TINY_MODEL, tiny_run_args
 from transformers.trainer_callback import TrainerState
 
 import train
@@ -99,6 +99,17 @@ def float_merge_layer(tmp_path):
     return ["--config_overrides", "image_size=16,merge_layers=[2.5,3]"], fragments
 
 
+def four_channels_by_overrides(tmp_path):
+    fragments = ("--config_overrides", "num_channels=4", "1 or 3 channels")
+    return ["--config_overrides", f"{TINY_MODEL},num_channels=4"], fragments
+
+
+def saved_four_channel_model(tmp_path):
+    folder = tmp_path / "rgba"
+    DemsForImageClassification(make_tiny_config("train_py", labels=10, num_channels=4)).save_pretrained(folder)
+    return ["--model_name_or_path", str(folder)], ("--model_name_or_path", "rgba", "num_channels=4", "1 or 3")
+
+
 CASES = {
     "zero epochs": lambda tmp_path, _: epochs(tmp_path, "0"),
     "negative epochs": lambda tmp_path, _: epochs(tmp_path, "-1"),
@@ -111,6 +122,9 @@ CASES = {
     "config.json with a string number": config_with_a_string_number,
     "truncated reference .pth": lambda tmp_path, _: truncated_reference_checkpoint(tmp_path),
     "merge layer 2.5": lambda tmp_path, _: float_merge_layer(tmp_path),
+    # the training transforms make grey or RGB images only: refused when the model is built, before any training
+    "4 channels by --config_overrides": lambda tmp_path, _: four_channels_by_overrides(tmp_path),
+    "a saved 4-channel model": lambda tmp_path, _: saved_four_channel_model(tmp_path),
 }
 
 
