@@ -69,6 +69,19 @@ def test_a_grid_budget_of_its_own_keeps_the_grid_when_its_size_s_budget_doubles(
     assert "| DEMS-ViT | 70.00 | 71.00 | 70.00 | 0.001 |" in text
 
 
+def test_the_plateau_table_keeps_a_failed_check_beside_the_doubled_budget_s(tmp_path):
+    doubled = StudySettings(**{**SMALL.__dict__, "epochs": [800, 250, 80], "results_dir": str(tmp_path)})
+    records = [record(r, 0.70 + (0.01 if r.learning_rate == 1e-3 else 0.0)) for r in grid_runs(SMALL)]
+    records += [record(RunSpec("dems", 60, 0, 400, 1e-3), val_top1=0.7542),  # 400 -> 800: +2.32, failed
+                record(RunSpec("dems", 60, 0, 800, 1e-3), val_top1=0.7774),
+                record(RunSpec("vit", 60, 0, 800, 1e-3), val_top1=0.77)]  # its 1,600 has not run
+    lines = open(study_report.write_report(records, doubled)).read().splitlines()
+    assert "| DEMS-ViT | 600 | 400 | 75.42 | 77.74 | +2.32 | **no** (an earlier budget, doubled since) |" in lines
+    assert "| DEMS-ViT | 600 | 800 | 77.74 | (not run yet) | | |" in lines
+    assert "| ViT, same width and depth | 600 | 800 | 77.00 | (not run yet) | | |" in lines
+    assert "| DEMS-ViT | 1,200 | 250 | 71.00 | (not run yet) | | |" in lines  # the grid's run at the chosen rate
+
+
 def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
     rates = {"dems": 1e-3, "vit": 2e-3, "vit-wide": 5e-4, "dems-constant": 1e-3}
     runs = comparison_runs(SMALL, rates)
