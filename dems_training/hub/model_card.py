@@ -221,8 +221,8 @@ def _reference_release_line() -> str:
 
 def _inherited_license_line(license: str) -> str:
     return (
-        f"The weights it was fine-tuned from are under `{license}`, and so are these: fine-tuning does not change the "
-        "license of the weights it starts from."
+        f"It was fine-tuned from weights under `{license}`, and this card gives it the same license: fine-tuned "
+        "weights derive from the weights they start from."
     )
 
 

@@ -58,14 +58,14 @@ def test_fine_tuned_weights_keep_the_license_they_started_from():
     summary = {"base_model": "me/dems-reference", "base_model_license": "cc-by-nc-4.0"}
     card = ModelCard(render_model_card(model_name="m", config=config(), summary=summary))
     assert card.data.to_dict()["license"] == "cc-by-nc-4.0"
-    said = [line for line in card.text.splitlines() if "fine-tuned from are under" in line]
+    said = [line for line in card.text.splitlines() if "fine-tuned from weights under" in line]
     assert said == [
-        "The weights it was fine-tuned from are under `cc-by-nc-4.0`, and so are these: fine-tuning does not change "
-        "the license of the weights it starts from."
+        "It was fine-tuned from weights under `cc-by-nc-4.0`, and this card gives it the same license: fine-tuned "
+        "weights derive from the weights they start from."
     ]
     # A license given by the user (e.g. the base's authors relicensed it) decides, and the card claims no inheritance.
     card = ModelCard(render_model_card(model_name="m", config=config(), summary=summary, license="mit"))
-    assert card.data.to_dict()["license"] == "mit" and "fine-tuned from are under" not in card.text
+    assert card.data.to_dict()["license"] == "mit" and "fine-tuned from weights under" not in card.text
 
 
 def test_inherited_license_of_a_reference_pth_a_folder_and_a_hub_id(tmp_path, monkeypatch):
