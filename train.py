@@ -41,6 +41,7 @@ from dems_training.data.loading import load_data
 from dems_training.data.subsets import balanced_subset, split_off_validation
 from dems_training.data.table import DATASET_ENTRIES, dataset_entry
 from dems_training.data.torch_data import DatasetEpochCallback, TransformedImageDataset
+from dems_training.hub.model_card import inherited_license
 from dems_training.launch import user_given_options, world_size
 from dems_training.lr_schedule import epoch_schedule_for
 from dems_training.metrics import TopKAccuracy
@@ -421,7 +422,8 @@ def run(argv: list[str], extra_callbacks=()) -> dict:
         results.update(evaluate_model(trainer, len(eval_dataset), data.source, test_dataset))
 
     if trainer.is_world_process_zero() and training_args.do_train:
-        summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset))
+        summary = run_summary(trainer, model_args, recipe_args, data, results, len(train_dataset), len(eval_dataset),
+                              base_model_license=inherited_license(model_args.model_name_or_path))
         write_run_outputs(trainer, summary)  # the summary, its plot and the model card
     if training_args.push_to_hub:  # once, with the final results and card (DemsTrainer.save_model does not push)
         trainer.push_to_hub()

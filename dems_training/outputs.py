@@ -222,10 +222,10 @@ def epoch_history(log_history: list[Mapping]) -> list[dict]:
     return [rows[epoch] for epoch in sorted(rows)]
 
 
-def run_summary(trainer, model_args, recipe_args, data, results: dict, train_images: int, held_out_images: int):
-    """The facts of a finished run that the model card shows, as data (written to SUMMARY_FILE)."""
-    from .hub.model_card import inherited_license  # the card module imports this one
-
+def run_summary(trainer, model_args, recipe_args, data, results: dict, train_images: int, held_out_images: int,
+                base_model_license: str | None = None):
+    """The facts of a finished run that the model card shows, as data (written to SUMMARY_FILE).
+    `base_model_license`: the license of the weights it started from (`hub.model_card.inherited_license`)."""
     base_model = model_args.model_name_or_path
     if base_model is not None and (os.path.exists(base_model) or base_model.endswith(".pth")):
         base_model = None  # only Hub ids go into the card's metadata
@@ -238,7 +238,7 @@ def run_summary(trainer, model_args, recipe_args, data, results: dict, train_ima
         },
         "base_model": base_model,
         # Fine-tuned weights keep the license of the weights they started from (e.g. the reference release's).
-        "base_model_license": inherited_license(model_args.model_name_or_path),
+        "base_model_license": base_model_license,
         "recipe": recipe_summary(trainer.args, recipe_args),
         # Trainer's *_results.json files: a resumed run's final numbers include those of the earlier process.
         "results": read_results(trainer.args.output_dir) or results,
