@@ -108,7 +108,7 @@ def plateau_table(study: StudyRecords) -> list[str]:
                          f"{100 * one['val_top1']:.2f} |")
                 if two is None:
                     if epochs == study.epochs.get(k):
-                        lines.append(f"{start} (not run yet) | | |")
+                        lines.append(f"{start} (no 2x record yet) | | |")
                     continue
                 change = 100 * (two["val_top1"] - one["val_top1"])
                 verdict = "yes" if abs(change) < settings.plateau_tolerance else "**no**"

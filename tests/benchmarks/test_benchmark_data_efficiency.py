@@ -77,9 +77,9 @@ def test_the_plateau_table_keeps_a_failed_check_beside_the_doubled_budget_s(tmp_
                 record(RunSpec("vit", 60, 0, 800, 1e-3), val_top1=0.77)]  # its 1,600 has not run
     lines = open(study_report.write_report(records, doubled)).read().splitlines()
     assert "| DEMS-ViT | 600 | 400 | 75.42 | 77.74 | +2.32 | **no** (an earlier budget, doubled since) |" in lines
-    assert "| DEMS-ViT | 600 | 800 | 77.74 | (not run yet) | | |" in lines
-    assert "| ViT, same width and depth | 600 | 800 | 77.00 | (not run yet) | | |" in lines
-    assert "| DEMS-ViT | 1,200 | 250 | 71.00 | (not run yet) | | |" in lines  # the grid's run at the chosen rate
+    assert "| DEMS-ViT | 600 | 800 | 77.74 | (no 2x record yet) | | |" in lines
+    assert "| ViT, same width and depth | 600 | 800 | 77.00 | (no 2x record yet) | | |" in lines
+    assert "| DEMS-ViT | 1,200 | 250 | 71.00 | (no 2x record yet) | | |" in lines  # the grid's run at the chosen rate
 
 
 def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
