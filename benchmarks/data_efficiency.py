@@ -6,7 +6,8 @@ can be rerun. The study, in the order it runs:
 
 1. **Learning-rate grid.** Each model arm trains at one size (`--grid_samples_per_class`), seed 0, at every peak
    rate of `--grid_learning_rates`. The rate with the highest validation top-1 at the end of its run is the arm's
-   rate for every size (a tie goes to the smaller rate).
+   rate for every size (a tie goes to the smaller rate). The grid trains for its size's budget, or for
+   `--grid_epochs`, which keeps the grid as it ran when that size's budget doubles after it.
 2. **Plateau check.** Seed 0 of DEMS and the matched ViT at the sizes of `--plateau_samples_per_class`, at the
    size's budget and at twice it: the budget holds when doubling it moves validation top-1 by less than
    `--plateau_tolerance` points.
@@ -30,7 +31,7 @@ figure is the result, the validation figures are for the choices and the plateau
 A run checkpoints every tenth of its budget and an interrupted study, started again, resumes each unfinished run
 from its newest checkpoint and skips finished ones. Each finished run writes `runs/<name>.json` under --results_dir
 (and, with --commit_records, commits it with its log at once). `--aggregate_only` rebuilds the tables (`results.md`)
-and the plots from the records; records of different training-code commits are refused unless
+and the plots from the records; records of different model or training code are refused unless
 --allow_mixed_commits.
 
     # the committed Fashion-MNIST study (CPU, two single-thread trainings at a time), from a pinned clone
@@ -41,6 +42,7 @@ and the plots from the records; records of different training-code commits are r
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import shlex
@@ -88,8 +90,11 @@ ARMS = {
                     {"hidden_size": EQUAL_COMPUTE_WIDTH}),
     "dems-constant": Arm("DEMS-ViT, augmentation held at p0", ("--augmentation_decay", "false"), rate_of="dems"),
 }
-# The code a record's numbers depend on: a study refuses to run with uncommitted changes to it (--allow_dirty).
-TRAINING_CODE = ("train.py", "dems_training", "modeling_dems", "configuration_dems", "benchmarks/data_efficiency.py")
+# The code a record's numbers depend on. Records of two commits whose model and training code are identical compare
+# like with like (the runner is left out of that test: a record's `command` spells out every argument it passed).
+MODEL_AND_TRAINING_CODE = ("train.py", "dems_training", "modeling_dems", "configuration_dems")
+# A study refuses to run with uncommitted changes to these (--allow_dirty).
+TRAINING_CODE = (*MODEL_AND_TRAINING_CODE, "benchmarks/data_efficiency.py")
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class StudySettings:
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     grid_samples_per_class: int = 120
     grid_learning_rates: list[float] = field(default_factory=lambda: [5e-4, 1e-3, 2e-3])
+    grid_epochs: int | None = None  # the grid's budget; None: the budget of its size
     plateau_samples_per_class: list[int] = field(default_factory=lambda: [60, 300])
     plateau_arms: list[str] = field(default_factory=lambda: ["dems", "vit"])
     plateau_tolerance: float = 0.5
@@ -166,6 +172,8 @@ def check_settings(settings: StudySettings) -> None:
                         ("--plateau_samples_per_class", settings.plateau_samples_per_class)):
         if not set(value) <= set(sizes):
             raise UserInputError(f"{flag}={value} must be among --samples_per_class={sizes}.")
+    if settings.grid_epochs is not None and settings.grid_epochs < 1:
+        raise UserInputError(f"--grid_epochs={settings.grid_epochs} must be at least 1 (or left out: the size's).")
     if not settings.grid_learning_rates or min(settings.grid_learning_rates) <= 0:
         raise UserInputError(f"--grid_learning_rates={settings.grid_learning_rates} must be positive rates.")
     if not 0 <= settings.warmup_fraction < 1:
@@ -185,9 +193,15 @@ def model_arms(settings: StudySettings) -> list[str]:
     return [arm for arm in settings.arms if ARMS[arm].rate_of is None]
 
 
+def grid_budget(settings: StudySettings) -> int:
+    """The grid's epochs: its own when given (so that a size's budget can double after the grid without running the
+    grid again), else its size's budget."""
+    return settings.grid_epochs or base_epochs(settings)[settings.grid_samples_per_class]
+
+
 def grid_runs(settings: StudySettings) -> list[RunSpec]:
     k = settings.grid_samples_per_class
-    return [RunSpec(arm, k, 0, base_epochs(settings)[k], rate)
+    return [RunSpec(arm, k, 0, grid_budget(settings), rate)
             for arm in model_arms(settings) for rate in settings.grid_learning_rates]
 
 
@@ -293,6 +307,22 @@ def code_commit(allow_dirty: bool) -> str:
             "that made it. Commit them, run from a pinned clone, or pass --allow_dirty (records then say so)."
         )
     return commit + ("+dirty" if dirty else "")
+
+
+@functools.cache
+def same_training_code(commit_a: str, commit_b: str) -> bool:
+    """Whether two commits hold the same model and training code (`git diff` of MODEL_AND_TRAINING_CODE is empty).
+    A commit git does not know, or one marked dirty, is the same only as itself."""
+    if commit_a == commit_b:
+        return True
+    if "+dirty" in commit_a + commit_b:
+        return False
+    try:
+        command = ["git", "-C", REPO, "diff", "--quiet", commit_a, commit_b, "--", *MODEL_AND_TRAINING_CODE]
+        diff = subprocess.run(command, capture_output=True)
+    except OSError:
+        return False
+    return diff.returncode == 0
 
 
 def model_cost(output_dir: str) -> dict:
@@ -426,7 +456,7 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
 
     # Phase by phase: the comparison needs the rates the grid chooses.
     while True:
-        records = {r["name"]: r for r in read_records(settings.results_dir) if r["commit"] == commit}
+        records = {r["name"]: r for r in read_records(settings.results_dir) if same_training_code(r["commit"], commit)}
         rates = chosen_learning_rates(settings, records)
         planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates)
         todo = [run for run in planned if run.name not in records]
@@ -466,6 +496,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--arms", nargs="+", default=defaults.arms)
     parser.add_argument("--grid_samples_per_class", type=int, default=defaults.grid_samples_per_class)
     parser.add_argument("--grid_learning_rates", type=float, nargs="+", default=defaults.grid_learning_rates)
+    parser.add_argument("--grid_epochs", type=int, help="the grid's budget (default: its size's); keep it when "
+                        "that size's budget doubles after the grid")
     parser.add_argument("--plateau_samples_per_class", type=int, nargs="*", default=defaults.plateau_samples_per_class)
     parser.add_argument("--validation_samples_per_class", type=int, default=defaults.validation_samples_per_class)
     parser.add_argument("--global_batch_size", type=int, default=defaults.global_batch_size)
@@ -477,7 +509,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--commit_records", action="store_true", help="git-commit each record and log when written")
     parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
     parser.add_argument("--allow_mixed_commits", action="store_true",
-                        help="aggregate records of different training-code commits")
+                        help="aggregate records of different model or training code")
     parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")
     parser.add_argument("--aggregate_only", action="store_true", help="rebuild the tables and plots, train nothing")
     args, extra = parser.parse_known_args(argv)

@@ -8,14 +8,24 @@ from dems_training import UserInputError
 
 
 def check_one_commit(records: list[dict], allow_mixed_commits: bool) -> str:
-    """The training-code commit every record names; records of several are refused unless allowed."""
+    """The commits the records name, when their model and training code are the same; records of different training
+    code are refused unless allowed."""
+    from benchmarks.data_efficiency import same_training_code
+
     commits = sorted({record["commit"] for record in records})
-    if len(commits) > 1 and not allow_mixed_commits:
+    kinds: list[str] = []  # one commit per distinct training code
+    for commit in commits:
+        if not any(same_training_code(kind, commit) for kind in kinds):
+            kinds.append(commit)
+    if len(kinds) > 1 and not allow_mixed_commits:
         counts = ", ".join(f"{c[:12]}: {sum(r['commit'] == c for r in records)}" for c in commits)
         raise UserInputError(
-            f"the records were made by {len(commits)} different training-code commits ({counts}); a table mixing "
-            "them would compare different code. Rerun the odd ones at one commit, or pass --allow_mixed_commits."
+            f"the records were made by {len(kinds)} different versions of the training code ({counts}); a table "
+            "mixing them would compare different code. Rerun the odd ones at one commit, or pass "
+            "--allow_mixed_commits."
         )
+    if len(commits) > 1 and len(kinds) == 1:
+        return ", ".join(commits) + " (the same model and training code)"
     return ", ".join(commits)
 
 
@@ -28,11 +38,12 @@ class StudyRecords:
     """The records sorted into the study's parts, given the settings that planned them."""
 
     def __init__(self, records: list[dict], settings):
-        from benchmarks.data_efficiency import ARMS, base_epochs, chosen_learning_rates
+        from benchmarks.data_efficiency import ARMS, base_epochs, chosen_learning_rates, grid_budget
 
         self.settings, self.arms = settings, ARMS
         self.by_name = {record["name"]: record for record in records}
         self.epochs = base_epochs(settings)
+        self.grid_epochs = grid_budget(settings)
         self.rates = chosen_learning_rates(settings, self.by_name) or {}
 
     def main(self) -> list[dict]:
@@ -71,9 +82,11 @@ def grid_table(study: StudyRecords) -> list[str]:
         cells = []
         for rate in rates:
             record = next((r for r in study.by_name.values() if r["arm"] == name and r["samples_per_class"] == k
-                           and r["seed"] == 0 and r["epochs"] == study.epochs[k] and r["peak_lr"] == rate), None)
+                           and r["seed"] == 0 and r["epochs"] == study.grid_epochs and r["peak_lr"] == rate), None)
             cells.append(f"{100 * record['val_top1']:.2f}" if record else "")
         chosen = f"{study.rates[name]:g}" if name in study.rates else "(grid unfinished)"
+        if study.rates.get(name) in (min(rates), max(rates)):
+            chosen += " (the grid's edge: a wider grid might choose otherwise)"
         lines.append(f"| {arm.label} | " + " | ".join(cells) + f" | {chosen} |")
     return lines
 
@@ -182,7 +195,8 @@ def plot_sizes(study: StudyRecords, path: str, dataset: str) -> None:
     axis.set_ylabel("test top-1 (%)")
     axis.set_title(f"{dataset}: mean over seeds, bars ± one standard deviation")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -1,100 +1,257 @@
-"""The data-efficiency study script: its plan (budgets in images seen, the ablation arm at the ends), its tables
-from records with known values, and a whole `--quick` study on digits that resumes without rerunning anything."""
+"""The data-efficiency study: its plan (the learning-rate grid and its rule, the plateau check, seeds and the ablation
+at the ends), its refusals (settings, uncommitted code, records of mixed commits), its report from records with
+known values, and a small study on digits end to end: records with every key, a rerun of a record's command that
+gives its test top-1 again, and a second start that trains nothing."""
 
 import json
 import os
+import shlex
+import subprocess
+import sys
 
 import pytest
-from PIL import Image
 from train_helpers import offline_env
-from transformers import pipeline
 
-import modeling_dems  # noqa: F401  (registers DEMS with the Auto classes, for pipeline)
-from benchmarks import data_efficiency
-from benchmarks.data_efficiency import StudySettings, plan_runs, results_table
+from benchmarks import data_efficiency, study_report
+from benchmarks.data_efficiency import (
+    ARMS,
+    RunSpec,
+    StudySettings,
+    chosen_learning_rates,
+    comparison_runs,
+    grid_runs,
+    train_arguments,
+)
 from dems_training import UserInputError
 
 
-def test_plan_counts_budget_in_images_and_ablates_at_both_ends():
-    settings = StudySettings(samples_per_class=[60, 150, 600], images_seen=[90_000, 120_000, 180_000], seeds=[0, 1],
-                             warmup_fraction=0.05)
-    runs = plan_runs(settings, num_classes=10)
-    names = [run.name for run in runs]
-    assert len(runs) == 2 * (3 * 2 + 2)  # dems and vit at 3 sizes, dems-constant at 60 and 600, two seeds
-    assert "dems-constant-k150-s0" not in names and {"dems-constant-k60-s1", "dems-constant-k600-s1"} <= set(names)
-    epochs = {run.samples_per_class: run.epochs for run in runs}
-    assert epochs == {60: 150, 150: 80, 600: 30}  # 90,000 / 600, 120,000 / 1,500, 180,000 / 6,000 images
-    warmup = {run.samples_per_class: run.warmup_epochs for run in runs}
-    assert warmup == {60: 8, 150: 4, 600: 2}  # 5% of the epochs, rounded: 7.5, 4, 1.5
-    assert names[:5] == ["dems-k60-s0", "vit-k60-s0", "dems-constant-k60-s0", "dems-k150-s0", "vit-k150-s0"]
+SMALL = StudySettings(samples_per_class=[60, 120, 600], epochs=[400, 250, 80], seeds=[0, 1, 2], few_seeds=[0, 1],
+                      grid_samples_per_class=120, grid_learning_rates=[5e-4, 1e-3, 2e-3],
+                      plateau_samples_per_class=[60, 120])
 
 
-def test_settings_that_cannot_work_are_refused():
-    with pytest.raises(UserInputError, match="--images_seen has 2 values"):
-        data_efficiency.check_settings(StudySettings(samples_per_class=[1, 2, 3], images_seen=[5, 6]))
-    with pytest.raises(UserInputError, match=r"--arms: \['resnet'\]"):
-        data_efficiency.check_settings(StudySettings(arms=["dems", "resnet"]))
+def record(run: RunSpec, val_top1: float = 0.5, test_top1: float = 0.5, commit: str = "abc") -> dict:
+    return {"name": run.name, "arm": run.arm, "samples_per_class": run.samples_per_class,
+            "train_images": 10 * run.samples_per_class, "seed": run.seed, "epochs": run.epochs,
+            "peak_lr": run.learning_rate, "val_top1": val_top1, "test_top1": test_top1, "commit": commit,
+            "dataset": "fashion_mnist", "params": 1000, "gmacs_per_image": 0.01, "images_per_second": 100.0,
+            "curve": [{"images_seen": 10, "val_top1": val_top1}]}
 
 
-def _record(arm, size, seed, top1):
-    return {"arm": arm, "train_size": size, "train_fraction": size / 60_000, "seed": seed, "top1": top1}
+def test_the_grid_trains_each_model_arm_at_every_rate_at_one_size_seed_0():
+    runs = grid_runs(SMALL)
+    assert [(r.arm, r.learning_rate) for r in runs] == [
+        (arm, rate) for arm in ("dems", "vit", "vit-wide") for rate in (5e-4, 1e-3, 2e-3)]
+    assert {(r.samples_per_class, r.seed, r.epochs) for r in runs} == {(120, 0, 250)}
 
 
-def test_table_shows_mean_lowest_highest_and_count():
-    records = [_record("dems", 600, 0, 0.70), _record("dems", 600, 1, 0.74), _record("vit", 600, 0, 0.60),
-               _record("vit", 600, 1, 0.66), _record("dems", 6000, 0, 0.85)]
-    table = results_table(records).splitlines()
-    assert table[0] == "| arm | 600 (1%) | 6,000 (10%) |"
-    assert table[2] == "| DEMS-ViT | 72.00 (70.00-74.00, n=2) | 85.00 (85.00-85.00, n=1) |"
-    assert table[3] == "| ViT (DeiT-style) | 63.00 (60.00-66.00, n=2) |  |"
-    gaps = data_efficiency.gap_table(records).splitlines()
-    assert gaps[2] == "| 600 | +10.00, +8.00 | +9.00 |"
+def test_the_rate_with_the_best_final_validation_wins_ties_go_to_the_smaller():
+    grid = grid_runs(SMALL)
+    validation = {("dems", 5e-4): 0.70, ("dems", 1e-3): 0.74, ("dems", 2e-3): 0.72,
+                  ("vit", 5e-4): 0.60, ("vit", 1e-3): 0.65, ("vit", 2e-3): 0.65,
+                  ("vit-wide", 5e-4): 0.66, ("vit-wide", 1e-3): 0.61, ("vit-wide", 2e-3): 0.62}
+    records = {r.name: record(r, validation[(r.arm, r.learning_rate)]) for r in grid}
+    rates = chosen_learning_rates(SMALL, records)
+    assert rates == {"dems": 1e-3, "vit": 1e-3, "vit-wide": 5e-4, "dems-constant": 1e-3}
+    del records[grid[0].name]
+    assert chosen_learning_rates(SMALL, records) is None  # not before the whole grid has run
 
 
-# The quick study's ViT (digits preset: 16x16, patch 2, width 64, 4 blocks, MLP ratio 2), counted by hand:
-# embeddings 3*2*2*64 + 64 + 64 + 65*64; per block 2*2*64 + 3*64*64 + (64*64 + 64) + (64*128 + 128) + (128*64 + 64);
-# final LayerNorm 2*64; head 64*10 + 10.
-QUICK_VIT_PARAMETERS = (
-    (3 * 2 * 2 * 64 + 64) + 64 + 65 * 64
-    + 4 * (2 * 2 * 64 + 3 * 64 * 64 + (64 * 64 + 64) + (64 * 128 + 128) + (128 * 64 + 64))
-    + 2 * 64 + (64 * 10 + 10)
+def test_a_grid_budget_of_its_own_keeps_the_grid_when_its_size_s_budget_doubles(tmp_path):
+    doubled = StudySettings(**{**SMALL.__dict__, "epochs": [800, 500, 80], "grid_epochs": 250,
+                               "results_dir": str(tmp_path)})
+    assert {r.name for r in grid_runs(doubled)} == {r.name for r in grid_runs(SMALL)}  # e250: the grid as it ran
+    rates = {"dems": 1e-3, "vit": 1e-3, "vit-wide": 1e-3, "dems-constant": 1e-3}
+    assert ("dems", 120, 0, 500) in {(r.arm, r.samples_per_class, r.seed, r.epochs)
+                                     for r in comparison_runs(doubled, rates)}  # the comparison at the new budget
+    records = [record(r, 0.70 + (0.01 if r.learning_rate == 1e-3 else 0.0)) for r in grid_runs(SMALL)]
+    text = open(study_report.write_report(records, doubled)).read()
+    assert "| DEMS-ViT | 70.00 | 71.00 | 70.00 | 0.001 |" in text
+
+
+def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
+    rates = {"dems": 1e-3, "vit": 2e-3, "vit-wide": 5e-4, "dems-constant": 1e-3}
+    runs = comparison_runs(SMALL, rates)
+    assert [(r.arm, r.samples_per_class, r.epochs) for r in runs[:8]] == [
+        ("dems", 60, 400), ("dems", 60, 800), ("vit", 60, 400), ("vit", 60, 800),
+        ("dems", 120, 250), ("dems", 120, 500), ("vit", 120, 250), ("vit", 120, 500)]
+    assert all(r.learning_rate == rates[r.arm] for r in runs)
+    assert len({r.name for r in runs}) == len(runs)  # the plateau's 1x runs are not planned twice
+    main = [r for r in runs if r.epochs == dict(zip([60, 120, 600], [400, 250, 80], strict=True))[r.samples_per_class]]
+    count = {arm: sum(r.arm == arm for r in main) for arm in ARMS}
+    assert count == {"dems": 9, "vit": 9, "vit-wide": 6, "dems-constant": 4}  # 3 sizes x 3 seeds, 3 x 2, 2 x 2
+    assert {r.samples_per_class for r in main if r.arm == "dems-constant"} == {60, 600}
+    seeds = [r.seed for r in runs[8:]]
+    assert seeds == sorted(seeds)
+
+
+def test_a_run_is_resumable_seeded_validated_and_the_vit_wide_is_wider():
+    run = RunSpec("vit-wide", 60, 2, 400, 1e-3)
+    arguments = train_arguments(SMALL, run, "outputs/x")
+    text = " ".join(arguments)
+    for expected in ("--seed 2", "--train_samples_per_class 60", "--validation_samples_per_class 500",
+                     "--validation_seed 1234", "--seeded_augmentation true", "--num_train_epochs 400",
+                     "--learning_rate 0.001", "--lr_scheduler_type cosine_with_min_lr", "--warmup_steps 0.05",
+                     "--save_steps 0.1", "--eval_steps 0.1", "--architecture vit", "hidden_size=72"):
+        assert expected in text
+    assert "hidden_size=72" not in " ".join(train_arguments(SMALL, RunSpec("vit", 60, 2, 400, 1e-3), "o"))
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"epochs": [1, 2]}, "--epochs=[1, 2]"),
+        ({"arms": ["dems", "resnet"]}, "['resnet']"),
+        ({"grid_samples_per_class": 7}, "--grid_samples_per_class=[7]"),
+        ({"plateau_samples_per_class": [5]}, "--plateau_samples_per_class=[5]"),
+        ({"grid_learning_rates": [0.0]}, "--grid_learning_rates=[0.0]"),
+        ({"evaluations": 0}, "--evaluations=0"),
+        ({"grid_epochs": 0}, "--grid_epochs=0"),
+    ],
 )
+def test_settings_that_cannot_work_are_refused(change, fragment):
+    settings = StudySettings(**{**SMALL.__dict__, **change})
+    with pytest.raises(UserInputError) as error:
+        data_efficiency.check_settings(settings)
+    assert fragment in str(error.value)
 
 
-def test_quick_study_runs_aggregates_keeps_the_best_and_resumes(tmp_path, monkeypatch, capsys):
+def test_uncommitted_training_code_is_refused_or_marked(monkeypatch):
+    answers = {"log": "0123abcd", "status": " M dems_training/recipe.py"}
+    monkeypatch.setattr(data_efficiency, "git", lambda command, *rest: answers[command])
+    with pytest.raises(UserInputError) as error:
+        data_efficiency.code_commit(allow_dirty=False)
+    assert "dems_training/recipe.py" in str(error.value) and "--allow_dirty" in str(error.value)
+    assert data_efficiency.code_commit(allow_dirty=True) == "0123abcd+dirty"
+    answers["status"] = ""
+    assert data_efficiency.code_commit(allow_dirty=False) == "0123abcd"
+
+
+def git_repository(path) -> str:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    for key, value in (("user.email", "study@example.org"), ("user.name", "study")):
+        subprocess.run(["git", "-C", str(path), "config", key, value], check=True)
+    return str(path)
+
+
+def commit_file(repo: str, name: str, text: str) -> str:
+    os.makedirs(os.path.dirname(os.path.join(repo, name)), exist_ok=True)
+    with open(os.path.join(repo, name), "w") as f:
+        f.write(text)
+    subprocess.run(["git", "-C", repo, "add", name], check=True)
+    subprocess.run(["git", "-C", repo, "commit", "-q", "-m", name], check=True)
+    return data_efficiency.git("rev-parse", "HEAD")
+
+
+def test_commits_of_the_same_training_code_count_as_one_others_are_refused(tmp_path, monkeypatch):
+    repo = git_repository(tmp_path / "repo")
+    monkeypatch.setattr(data_efficiency, "REPO", repo)
+    first = commit_file(repo, "dems_training/recipe.py", "lr = 1e-3")
+    runner_only = commit_file(repo, "benchmarks/data_efficiency.py", "grid_epochs = 250")  # the runner changed
+    trainer_too = commit_file(repo, "dems_training/recipe.py", "lr = 2e-3")
+    runs = grid_runs(SMALL)
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    same = [record(runs[0], commit=first), record(runs[1], commit=runner_only)]
+    text = open(study_report.write_report(same, settings)).read()
+    assert "(the same model and training code)" in text
+    with pytest.raises(UserInputError) as error:
+        study_report.write_report([*same, record(runs[2], commit=trainer_too)], settings)
+    assert "2 different versions of the training code" in str(error.value)
+    assert not data_efficiency.same_training_code(first, first + "+dirty")
+
+
+def test_records_of_mixed_commits_are_refused(tmp_path):
+    runs = grid_runs(SMALL)
+    records = [record(runs[0], commit="aaaa"), record(runs[1], commit="aaaa"), record(runs[2], commit="bbbb")]
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    with pytest.raises(UserInputError) as error:
+        study_report.write_report(records, settings)
+    assert "aaaa: 2" in str(error.value) and "bbbb: 1" in str(error.value)
+    assert "--allow_mixed_commits" in str(error.value)
+    assert not (tmp_path / "results.md").exists()
+    assert study_report.write_report(records, settings, allow_mixed_commits=True) == str(tmp_path / "results.md")
+
+
+def test_report_pairs_seeds_counts_wins_and_checks_the_plateau(tmp_path):
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    validation = {"dems": 0.80, "vit": 0.70, "vit-wide": 0.72}
+    records = [record(r, validation[r.arm] + (0.01 if r.learning_rate == 1e-3 else 0.0)) for r in grid_runs(SMALL)]
+    test = {("dems", 0): 0.80, ("dems", 1): 0.76, ("dems", 2): 0.78, ("vit", 0): 0.75, ("vit", 1): 0.77,
+            ("vit", 2): 0.70}
+    records += [record(RunSpec(arm, 60, seed, 400, 1e-3), test_top1=top1) for (arm, seed), top1 in test.items()]
+    records += [record(RunSpec("dems", 60, 0, 800, 1e-3), val_top1=0.503),  # 1x has 0.50: +0.30 points
+                record(RunSpec("vit", 60, 0, 800, 1e-3), val_top1=0.49)]  # -1.00 point: no plateau
+    text = open(study_report.write_report(records, settings)).read()
+    assert "| 600 | +5.00 (seed 0), -1.00 (seed 1), +8.00 (seed 2) | +4.00 | 2 of 3 |" in text
+    assert "| DEMS-ViT | 78.00 ± 2.00 (n=3) |" in text  # 80, 76, 78: sd 2
+    assert "| DEMS-ViT | 600 | 400 | 50.00 | 50.30 | +0.30 | yes |" in text
+    assert "| ViT, same width and depth | 600 | 400 | 50.00 | 49.00 | -1.00 | **no** |" in text
+    assert "| DEMS-ViT | 80.00 | 81.00 | 80.00 | 0.001 |" in text
+    assert "| ViT, same width and depth | 70.00 | 71.00 | 70.00 | 0.001 |" in text  # inside the grid: no mark
+    for picture in ("learning_curves.png", "top1_vs_size.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_rate_chosen_at_the_grid_s_edge_is_marked_as_such(tmp_path):
+    settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
+    validation = {5e-4: 0.75, 1e-3: 0.74, 2e-3: 0.70}  # every arm's best is the smallest rate
+    records = [record(r, validation[r.learning_rate]) for r in grid_runs(SMALL)]
+    text = open(study_report.write_report(records, settings)).read()
+    edge = "0.0005 (the grid's edge: a wider grid might choose otherwise)"
+    assert f"| DEMS-ViT | 75.00 | 74.00 | 70.00 | {edge} |" in text
+
+
+REQUIRED_KEYS = {"arm", "train_images", "seed", "commit", "command", "params", "gmacs_per_image", "peak_lr",
+                 "images_seen", "test_top1", "curve", "images_per_second", "torch", "transformers", "date"}
+
+
+@pytest.mark.slow
+def test_a_small_study_records_every_key_and_a_record_reruns_to_its_test_top1(tmp_path, monkeypatch, capsys):
     for name, value in offline_env(tmp_path).items():
         monkeypatch.setenv(name, value)
     results_dir, outputs_dir = tmp_path / "results", tmp_path / "outputs"
-    argv = ["--quick", "--results_dir", str(results_dir), "--outputs_dir", str(outputs_dir), "--keep_best"]
+    argv = ["--quick", "--arms", "dems", "vit", "--grid_learning_rates", "1e-3", "--plateau_samples_per_class",
+            "--samples_per_class", "5", "--epochs", "6", "--grid_samples_per_class", "5", "--results_dir",
+            str(results_dir), "--outputs_dir", str(outputs_dir), "--allow_dirty"]
     assert data_efficiency.main(argv) == 0
-
     records = {r["name"]: r for r in data_efficiency.read_records(str(results_dir))}
-    assert sorted(records) == sorted(f"{arm}-k{k}-s0" for arm in ("dems", "vit", "dems-constant") for k in (5, 20))
-    for record in records.values():
-        assert record["train_size"] == 10 * record["samples_per_class"]
-        assert record["images_seen"] == record["train_size"] * record["epochs"]
-        assert record["epochs"] == round(800 / record["train_size"])
-        assert 0.0 <= record["top1_half"] <= 1.0 and 0.0 <= record["top1"] <= record["top5"] <= 1.0
-        assert record["eval_images"] == 360  # digits' whole held-out split
-        assert record["wall_clock_s"] > 0 and record["gmacs_per_image"] > 0
-        assert "--train_samples_per_class" in record["command"]
-    assert records["vit-k5-s0"]["num_parameters"] == QUICK_VIT_PARAMETERS
-    assert records["dems-k5-s0"]["num_parameters"] != QUICK_VIT_PARAMETERS
-    assert "--augmentation_decay" in records["dems-constant-k5-s0"]["command"]
+    assert sorted(records) == ["dems-k5-s0-e6-lr0.001", "vit-k5-s0-e6-lr0.001"]
+    for one in records.values():
+        assert REQUIRED_KEYS <= set(one)
+        assert one["train_images"] == 50 and one["images_seen"] == 300 and one["validation_images"] == 100
+        assert one["test_images"] == 360 and 0 <= one["test_top1"] <= 1
+        # 24 steps (4 batches of 16 a 50-image epoch), an evaluation every ceil(24 / 10) = 3 steps
+        assert [point["images_seen"] for point in one["curve"]] == [round(300 * step / 24) for step in range(3, 25, 3)]
+        assert one["commit"].endswith("+dirty") or len(one["commit"]) == 40
+    assert records["vit-k5-s0-e6-lr0.001"]["params"] != records["dems-k5-s0-e6-lr0.001"]["params"]
+    assert (results_dir / "results.md").is_file() and (results_dir / "logs" / "vit-k5-s0-e6-lr0.001.log").is_file()
 
-    table = (results_dir / "results.md").read_text()
-    assert "| DEMS-ViT |" in table and "| ViT (DeiT-style) |" in table and "no augmentation decay" in table
-    assert (results_dir / "top1_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    best = json.loads((results_dir / "best_dems" / "config.json").read_text())
-    assert best["model_type"] == "dems"
-    top_dems = max((r for r in records.values() if r["arm"] == "dems"), key=lambda r: r["top1"])
-    kept = json.loads((results_dir / "best_dems" / "all_results.json").read_text())
-    assert kept["eval_top1_accuracy"] == top_dems["top1"]
-    classifier = pipeline("image-classification", model=str(results_dir / "best_dems"))
-    assert len(classifier(Image.new("L", (8, 8), 128), top_k=2)) == 2
+    # The record's command, run again into a new folder, gives its test top-1 again.
+    one = records["dems-k5-s0-e6-lr0.001"]
+    words = shlex.split(one["command"])
+    assert words[:3] == ["OMP_NUM_THREADS=1", "python", "train.py"]
+    arguments = words[3:]
+    arguments[arguments.index("--output_dir") + 1] = str(tmp_path / "rerun")
+    subprocess.run([sys.executable, "train.py", *arguments], cwd=data_efficiency.REPO, check=True,
+                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    rerun = json.loads((tmp_path / "rerun" / "all_results.json").read_text())
+    assert rerun["test_top1_accuracy"] == one["test_top1"]
 
-    before = {p: os.path.getmtime(p) for p in (results_dir / "runs").iterdir()}
     capsys.readouterr()
+    before = {path: os.path.getmtime(path) for path in (results_dir / "runs").iterdir()}
     assert data_efficiency.main(argv) == 0
-    assert "0 run(s) to do" in capsys.readouterr().out
-    assert {p: os.path.getmtime(p) for p in (results_dir / "runs").iterdir()} == before
+    assert "run(s) to do" not in capsys.readouterr().out
+    assert {path: os.path.getmtime(path) for path in (results_dir / "runs").iterdir()} == before
+
+
+def test_a_finished_record_is_committed_with_its_log(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(data_efficiency, "REPO", git_repository(repo))
+    (repo / "runs").mkdir()
+    (repo / "runs" / "a.json").write_text("{}")
+    (repo / "a.log").write_text("log")
+    (repo / "unrelated.txt").write_text("not mine")
+    data_efficiency.commit_record([str(repo / "runs" / "a.json"), str(repo / "a.log")], "study: a")
+    files = data_efficiency.git("show", "--name-only", "--format=%s", "HEAD").split()
+    assert files == ["study:", "a", "a.log", "runs/a.json"]
+    assert "?? unrelated.txt" in data_efficiency.git("status", "--porcelain")
