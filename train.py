@@ -45,7 +45,13 @@ from dems_training.hub.model_card import inherited_license
 from dems_training.launch import user_given_options, world_size
 from dems_training.lr_schedule import epoch_schedule_for
 from dems_training.metrics import TopKAccuracy
-from dems_training.modeling import ARCHITECTURES, build_image_processor, build_model, supported_drop_path_rate
+from dems_training.modeling import (
+    ARCHITECTURES,
+    build_image_processor,
+    build_model,
+    check_model_arguments,
+    supported_drop_path_rate,
+)
 from dems_training.outputs import find_resume_checkpoint, run_summary, write_run_outputs
 from dems_training.recipe import STAGES, recipe_defaults
 from dems_training.trainer import DemsTrainer
@@ -383,6 +389,8 @@ def run(argv: list[str], extra_callbacks=()) -> dict:
     set_seed(training_args.seed)
     if recipe_args.keep_freed_memory and not keep_freed_memory():
         raise UserInputError("--keep_freed_memory needs glibc (Linux); this C library has no such setting.")
+
+    check_model_arguments(model_args, recipe_args, entry)  # before the data: a typo must not wait for a download
 
     # One process loads first and fills datasets' cache (downloads, the image check); the others then read it.
     with training_args.main_process_first(desc="loading the data"):

@@ -96,33 +96,72 @@ def supported_drop_path_rate(architecture: str, drop_path_rate: float) -> float:
     return drop_path_rate
 
 
-def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
-    """A `DemsForImageClassification`, or a `ViTForImageClassification` for a new `--architecture vit` model. A new
-    model is the data set's model preset and shape (`dataset_entry`, data/table.py) unless --model_preset names
-    another."""
+def check_model_arguments(model_args, recipe_args, dataset_entry) -> None:
+    """The checks of the model arguments that need no data, made before the data loads, so that a mistyped
+    architecture, preset or override (a channel count train.py cannot train included) fails at once rather than
+    after a download. `build_model` makes them again as it builds; a saved model's channels are checked there."""
+    check_architecture(model_args)
+    if model_args.model_name_or_path is None:
+        config = new_model_config(model_args, recipe_args, dataset_entry, class_names=None)
+        if model_args.architecture == "vit":
+            vit_config_matching(config)  # refuses a config no ViT matches
+        refuse_untrainable_channels(config.num_channels, "--config_overrides")
+
+
+def check_architecture(model_args) -> None:
+    """--architecture is known, and a reference .pth (a DEMS model) starts a DEMS model only."""
     path = model_args.model_name_or_path
     if model_args.architecture not in ARCHITECTURES:
         raise UserInputError(f"--architecture={model_args.architecture!r} must be one of {ARCHITECTURES}.")
     if model_args.architecture == "vit" and path is not None and path.endswith(".pth"):
         raise UserInputError(f"--model_name_or_path={path!r} is a DEMS reference checkpoint; it cannot start a "
                              "--architecture vit model.")
-    overrides = parse_config_overrides(model_args.config_overrides)
-    regularisation = {
+
+
+def regularisation_fields(recipe_args) -> dict:
+    """The config fields the recipe sets on any model, new or loaded."""
+    return {
         "drop_path_rate": recipe_args.drop_path_rate,
         "attention_probs_dropout_prob": recipe_args.attention_probs_dropout_prob,
     }
+
+
+def new_model_config(model_args, recipe_args, dataset_entry, class_names: list[str] | None) -> DemsConfig:
+    """The config of a new model: the data set's model preset and shape (`dataset_entry`, data/table.py) unless
+    --model_preset names another, with --config_overrides and the recipe's regularisation; labelled with
+    `class_names` (None: not labelled, for `check_model_arguments`)."""
+    name = model_args.model_preset or dataset_entry.model_preset
+    if name not in DEMS_PRESETS:
+        raise UserInputError(f"--model_preset={name!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
+    # The data set's shape adjustments go with its default preset only: a preset the user names is taken as is.
+    shape = dataset_entry.config_overrides if model_args.model_preset is None else {}
+    labels = training_label_fields(class_names) if class_names is not None else {}
+    fields = {**shape, **parse_config_overrides(model_args.config_overrides), **regularisation_fields(recipe_args)}
+    try:
+        return DemsConfig.from_preset(name, **fields, **labels)
+    except (ValueError, TypeError, StrictDataclassError) as error:
+        raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
+
+
+def refuse_untrainable_channels(channels: int, source: str) -> None:
+    """train.py's augmentation makes grey or RGB images only; `source` is the option that asked for `channels`."""
+    if channels not in MODE_FOR_CHANNELS:
+        raise UserInputError(
+            f"{source} makes a model of num_channels={channels}, but train.py trains models of "
+            f"{' or '.join(map(str, MODE_FOR_CHANNELS))} channels (grey or RGB: the images its augmentation makes); "
+            "modeling_dems builds and runs other channel counts, train.py cannot train them."
+        )
+
+
+def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
+    """A `DemsForImageClassification`, or a `ViTForImageClassification` for a new `--architecture vit` model, new
+    (`new_model_config`) or loaded from --model_name_or_path, labelled with `class_names`."""
+    path = model_args.model_name_or_path
+    check_architecture(model_args)
+    overrides = parse_config_overrides(model_args.config_overrides)
+    regularisation = regularisation_fields(recipe_args)
     if path is None:
-        name = model_args.model_preset or dataset_entry.model_preset
-        if name not in DEMS_PRESETS:
-            raise UserInputError(f"--model_preset={name!r} is not a DEMS preset; choose one of {sorted(DEMS_PRESETS)}.")
-        # The data set's shape adjustments go with its default preset only: a preset the user names is taken as is.
-        shape = dataset_entry.config_overrides if model_args.model_preset is None else {}
-        try:
-            config = DemsConfig.from_preset(
-                name, **{**shape, **overrides, **regularisation, **training_label_fields(class_names)}
-            )
-        except (ValueError, TypeError, StrictDataclassError) as error:
-            raise UserInputError(f"--model_preset={name!r} with --config_overrides: {error}") from None
+        config = new_model_config(model_args, recipe_args, dataset_entry, class_names)
         if model_args.architecture == "vit":
             model = ViTForImageClassification(vit_config_matching(config))
         else:
@@ -168,14 +207,8 @@ def build_model(model_args, recipe_args, dataset_entry, class_names: list[str]):
             ) from None
         except (StrictDataclassError, SafetensorError) as error:  # a config field of the wrong type; torn weights
             raise UserInputError(f"--model_name_or_path={path!r} cannot be loaded: {error}") from None
-    channels = model.config.num_channels
-    if channels not in MODE_FOR_CHANNELS:
-        source = f"--model_name_or_path={path!r}" if path is not None else "--config_overrides"
-        raise UserInputError(
-            f"{source} makes a model of num_channels={channels}, but train.py trains models of "
-            f"{' or '.join(map(str, MODE_FOR_CHANNELS))} channels (grey or RGB: the images its augmentation makes); "
-            "modeling_dems builds and runs other channel counts, train.py cannot train them."
-        )
+    source = f"--model_name_or_path={path!r}" if path is not None else "--config_overrides"
+    refuse_untrainable_channels(model.config.num_channels, source)
     return model
 
 

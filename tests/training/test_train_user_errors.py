@@ -146,6 +146,26 @@ def test_user_errors_name_the_option_and_value_and_write_nothing(tmp_path, saved
     assert not output_dir.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--config_overrides", f"{TINY_MODEL},num_channels=4"], ("--config_overrides", "num_channels=4", "1 or 3")),
+        (["--config_overrides", "image_size=16,merge_layers=[2.5,3]"], ("--config_overrides", "[2.5, 3]")),
+        (["--model_preset", "tiny-64"], ("--model_preset", "'tiny-64'", "not a DEMS preset")),
+        (["--architecture", "vit", "--model_name_or_path", "ref.pth"], ("'ref.pth'", "--architecture vit")),
+    ],
+)
+def test_a_bad_model_argument_is_refused_before_the_data_loads(tmp_path, monkeypatch, extra, fragments):
+    # A data set from the Hub can take minutes to load: these refusals need no data, so they must come first.
+    def no_data(**_):
+        raise AssertionError("the data was loaded before the model arguments were checked")
+
+    monkeypatch.setattr(train, "load_data", no_data)
+    with pytest.raises(UserInputError) as error:
+        train.run(tiny_run_args(tmp_path / "out", *extra))
+    assert [fragment for fragment in fragments if fragment not in str(error.value)] == [], str(error.value)
+
+
 @pytest.mark.parametrize("case", ["zero epochs", "torn model.safetensors"])
 def test_the_command_prints_a_user_error_in_one_line_with_exit_code_2(tmp_path, saved_model, capsys, case):
     extra, fragments = CASES[case](tmp_path, saved_model)
