@@ -9,6 +9,7 @@ Rendered from data, never from another card: the run summary that `train.py` sav
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,9 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from ..outputs import is_hub_dataset_id, shareable_dataset_name
+
+
+logger = logging.getLogger(__name__)
 
 
 PAPER_TITLE = "Data-efficient multi-scale fusion vision transformer"
@@ -74,9 +78,19 @@ def inherited_license(model_name_or_path: str | None) -> str | None:
         else:  # a Hub id: the card's metadata, in one request (ModelCard.load retries for half a minute offline)
             card_data = HfApi().model_info(model_name_or_path, timeout=10).card_data
             license = card_data.license if card_data is not None else None
-    except Exception:  # no card, unreachable Hub, unparsable metadata: nothing is known
-        return None
-    return license if isinstance(license, str) and license else None
+    except Exception as error:  # no card, unreachable Hub, unparsable metadata: nothing is known
+        license, why = None, f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    else:
+        why = "its model card names none"
+    if isinstance(license, str) and license:
+        return license
+    # Not an error (many checkpoints have no card), but the card would otherwise say apache-2.0 without a word.
+    logger.warning(
+        f"The license of {model_name_or_path!r}, which this run starts from, is unknown ({why}); model cards of the "
+        f"weights it trains will say {DEFAULT_LICENSE}: check the starting weights' terms, and share with "
+        "push_to_hub.py --license if they differ."
+    )
+    return None
 
 
 def weights_license(summary: Mapping | None, from_reference_release: bool, license: str | None = None) -> str:

@@ -68,10 +68,12 @@ def test_fine_tuned_weights_keep_the_license_they_started_from():
     assert card.data.to_dict()["license"] == "mit" and "fine-tuned from weights under" not in card.text
 
 
-def test_inherited_license_of_a_reference_pth_a_folder_and_a_hub_id(tmp_path, monkeypatch):
+def test_inherited_license_of_a_reference_pth_a_folder_and_a_hub_id(tmp_path, monkeypatch, caplog):
     assert inherited_license(None) is None  # from scratch
     assert inherited_license("runs/ref.pth") == "cc-by-nc-4.0"  # train.py reads a .pth as a reference checkpoint
-    assert inherited_license(str(tmp_path)) is None  # a folder without a card
+    assert caplog.records == []
+    assert inherited_license(str(tmp_path)) is None  # a folder without a card: said, since the card will say apache
+    assert [str(tmp_path) in r.message and "apache-2.0" in r.message for r in caplog.records] == [True]
     (tmp_path / "README.md").write_text(render_model_card(model_name="m", config=config(), license="cc-by-sa-4.0"))
     assert inherited_license(str(tmp_path)) == "cc-by-sa-4.0"
 
@@ -87,7 +89,9 @@ def test_inherited_license_of_a_reference_pth_a_folder_and_a_hub_id(tmp_path, mo
         raise ConnectionError("no route to huggingface.co")
 
     monkeypatch.setattr(HfApi, "model_info", unreachable)
+    caplog.clear()
     assert inherited_license("me/base") is None
+    assert ["'me/base'" in r.message and "no route to huggingface.co" in r.message for r in caplog.records] == [True]
 
 
 def test_plain_accuracy_counts_as_top1():
