@@ -58,9 +58,8 @@ class DemsImageClassifierOutput(ImageClassifierOutput):
 
     Args:
         merge_weights (`tuple(torch.FloatTensor)`, *optional*):
-            Returned when `output_merge_weights=True` is passed or when `config.output_merge_weights=True`, else
-            `None`. One tensor per merge of shape `(batch_size, num_regions, tokens_in, tokens_out)`, as in
-            [`DemsModelOutput`].
+            The merges' soft assignments, exactly as [`DemsModelOutput`]'s `merge_weights` (same condition, same
+            shapes).
     """
 
     merge_weights: tuple[torch.Tensor, ...] | None = None
