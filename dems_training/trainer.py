@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from modeling_dems.modeling_dems import soft_target_cross_entropy
 
@@ -27,6 +28,9 @@ class DemsTrainer(Trainer):
     - Soft targets (mixup/cutmix) of a single-label classifier get soft cross-entropy whatever the model, so that
       DEMS and the ViT baseline (whose own loss reads float labels as hard ones) train on the same loss. The loss is
       a batch mean, which Trainer scales for gradient accumulation.
+    - A checkpoint is loaded back (resuming, or the best one at the end) through `from_pretrained`'s key renaming,
+      and every weight must be found: Trainer's own `load_state_dict` skips the renaming, so the weights of a model
+      whose checkpoints carry legacy names (transformers' ViT) silently stayed at their initialisation.
     - `--push_to_hub` publishes a repository that loads: the model card is the DEMS one, rendered from the run
       summary, and each commit carries the remote code its config.json names. `save_model` does not push: the
       caller pushes once (`push_to_hub`) after the final evaluation, so that the commit carries its results."""
@@ -99,6 +103,33 @@ class DemsTrainer(Trainer):
         if self.decay_all_parameters:
             return [name for name, _ in model.named_parameters()]
         return super().get_decay_parameter_names(model)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = self.model if model is None else model
+        if not self._load_weights_by_name(resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        if not self._load_weights_by_name(self.state.best_model_checkpoint, self.model):
+            super()._load_best_model()
+
+    def _load_weights_by_name(self, checkpoint: str, model) -> bool:
+        """Load a whole model's checkpoint into `model` the way `from_pretrained` reads it, renaming saved keys to the
+        model's (transformers#43701: Trainer's `load_state_dict` does not, so a ViT resumed with its attention
+        weights freshly initialised, with a warning only). False where Trainer's own path applies: DeepSpeed,
+        FSDP, adapters, or no weights file of a whole model."""
+        weight_files = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+        if (self.is_deepspeed_enabled or self.is_fsdp_enabled or not isinstance(model, PreTrainedModel)
+                or not any(os.path.isfile(os.path.join(checkpoint, name)) for name in weight_files)):
+            return False
+        saved, info = type(model).from_pretrained(checkpoint, output_loading_info=True)
+        wrong = {kind: sorted(info[kind]) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+                 if info[kind]}
+        if wrong:
+            raise ValueError(f"the checkpoint {checkpoint} does not hold this model's weights ({wrong}); "
+                             "resuming from it would train a partly re-initialised model.")
+        model.load_state_dict(saved.state_dict(), strict=True)
+        return True
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # Trainer would push the whole output folder here ("Model save"), before the final evaluation.

@@ -123,13 +123,15 @@ RESUMABLE = (*STUDY_LIKE, "--num_train_epochs", "3", "--eval_strategy", "steps",
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_weights_and_test_top1(tmp_path):
+@pytest.mark.parametrize("architecture", ["dems", "vit"])  # the study's two kinds of model
+def test_a_killed_run_resumes_to_the_same_weights_and_test_top1(tmp_path, architecture):
     env = offline_env(tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    result = run_train_script(tiny_run_args(whole, *RESUMABLE), env)
+    run_args = (*RESUMABLE, "--architecture", architecture)
+    result = run_train_script(tiny_run_args(whole, *run_args), env)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    process = subprocess.Popen([sys.executable, TRAIN_SCRIPT, *tiny_run_args(killed, *RESUMABLE)], env=env, cwd=REPO,
+    process = subprocess.Popen([sys.executable, TRAIN_SCRIPT, *tiny_run_args(killed, *run_args)], env=env, cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         checkpoint = killed / "checkpoint-14" / "trainer_state.json"  # 45 steps, a checkpoint every 14
@@ -144,7 +146,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_test_top1(tmp_path):
     assert not (killed / "model.safetensors").exists()
     assert json.loads(checkpoint.read_text())["epoch"] < 1  # mid-epoch: 14 of 15 steps
 
-    result = run_train_script(tiny_run_args(killed, *RESUMABLE), env)
+    result = run_train_script(tiny_run_args(killed, *run_args), env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resuming from" in result.stdout + result.stderr
     a, b = (json.loads((folder / "all_results.json").read_text()) for folder in (whole, killed))
