@@ -268,3 +268,41 @@ def test_a_finished_record_is_committed_with_its_log(tmp_path, monkeypatch):
     files = data_efficiency.git("show", "--name-only", "--format=%s", "HEAD").split()
     assert files == ["study:", "a", "a.log", "runs/a.json"]
     assert "?? unrelated.txt" in data_efficiency.git("status", "--porcelain")
+
+
+@pytest.mark.slow
+def test_a_vit_run_resumes_exactly_once_the_runner_has_renamed_its_checkpoint(tmp_path):
+    """At the study's pinned code, Trainer resumes a ViT through a bare `load_state_dict` that misses the legacy
+    names its checkpoints carry (transformers#43701); after `store_weights_under_the_model_s_names`, the resumed
+    run ends with the uninterrupted run's weights, bit for bit. Without it, it does not."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    from train_helpers import run_train_script, tiny_run_args
+
+    from benchmarks.data_efficiency import store_weights_under_the_model_s_names
+
+    env = offline_env(tmp_path)
+    run = ("--dataset", "digits", "--architecture", "vit", "--train_samples_per_class", "12",  # as the study's runs
+           "--validation_samples_per_class", "10", "--seeded_augmentation", "true", "--global_batch_size", "8",
+           "--lr_scheduler_type", "cosine_with_min_lr", "--warmup_steps", "0.1", "--augmentation_p0", "0.6",
+           "--crop_scale_min", "0.5", "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "10",
+           "--save_total_limit", "10", "--eval_strategy", "no", "--logging_steps", "1")
+    whole = tmp_path / "whole"
+    assert run_train_script(tiny_run_args(whole, *run), env).returncode == 0
+    final = load_file(str(whole / "model.safetensors"))
+
+    def resumed(rename: bool) -> dict:
+        stopped = tmp_path / f"stopped-{rename}"  # what a run stopped after its checkpoint-10 leaves
+        shutil.copytree(whole / "checkpoint-10", stopped / "checkpoint-10")
+        if rename:
+            store_weights_under_the_model_s_names(str(stopped / "checkpoint-10"))
+        result = run_train_script(tiny_run_args(stopped, *run), env)
+        assert result.returncode == 0 and "Resuming from" in result.stdout + result.stderr, result.stderr[-3000:]
+        return load_file(str(stopped / "model.safetensors"))
+
+    renamed = resumed(rename=True)
+    assert renamed.keys() == final.keys() and all(torch.equal(renamed[k], final[k]) for k in final)
+    not_renamed = resumed(rename=False)
+    assert not all(torch.equal(not_renamed[k], final[k]) for k in final)
