@@ -352,26 +352,6 @@ def learning_curve(output_dir: str, images_seen: int) -> list[dict]:
             for step, top1 in sorted(points.items())]
 
 
-def store_weights_under_the_model_s_names(checkpoint: str) -> None:
-    """Rewrite a ViT checkpoint's weights under the names the model loads them by. transformers' ViT saves them
-    under legacy names (`encoder.layer.0.attention.attention.query`), and Trainer resumes with a bare
-    `load_state_dict` that skips `from_pretrained`'s renaming (transformers#43701): at this study's pinned training
-    code, a resumed ViT went on with its encoder freshly initialised, a warning its only sign. Main's trainer loads
-    checkpoints by name; the pinned code stays as it is (every record names it), so the runner renames instead.
-    The tensors are the ones saved, bit for bit; only their names change."""
-    from safetensors.torch import save_file
-    from transformers import ViTForImageClassification
-
-    model, info = ViTForImageClassification.from_pretrained(checkpoint, output_loading_info=True)
-    wrong = {kind: sorted(keys) for kind, keys in info.items() if kind != "error_msgs" and keys}
-    if wrong:
-        raise RuntimeError(f"{checkpoint} does not hold a whole ViT ({wrong}); it cannot be resumed.")
-    path = os.path.join(checkpoint, "model.safetensors")
-    save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, path + ".tmp",
-              metadata={"format": "pt"})
-    os.replace(path + ".tmp", path)  # written whole, then swapped in
-
-
 def run_one(settings: StudySettings, run: RunSpec, context: dict, log) -> dict:
     """Train one run (resuming its newest checkpoint if an earlier study was stopped) and return its record."""
     import torch
@@ -385,9 +365,6 @@ def run_one(settings: StudySettings, run: RunSpec, context: dict, log) -> dict:
         # The study's own folder of a run stopped before its first whole checkpoint: nothing to resume, start over.
         log(f"{run.name}: no checkpoint to resume in {folder}; starting the run again")
         shutil.rmtree(folder)
-    if os.path.isdir(folder) and "vit" in ARMS[run.arm].flags:  # --architecture vit
-        for checkpoint in complete_checkpoints(folder):
-            store_weights_under_the_model_s_names(checkpoint)
     arguments = train_arguments(settings, run, output_dir)
     threads = str(settings.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1"}
