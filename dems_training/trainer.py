@@ -115,7 +115,7 @@ class DemsTrainer(Trainer):
 
     def _load_weights_by_name(self, checkpoint: str, model) -> bool:
         """Load a whole model's checkpoint into `model` the way `from_pretrained` reads it, renaming saved keys to the
-        model's (transformers#43701: Trainer's `load_state_dict` does not, so a ViT resumed with its attention
+        model's (transformers#43701: Trainer's `load_state_dict` does not, so a ViT resumed with its encoder's
         weights freshly initialised, with a warning only). False where Trainer's own path applies: DeepSpeed,
         FSDP, adapters, or no weights file of a whole model."""
         weight_files = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
