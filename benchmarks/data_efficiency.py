@@ -29,7 +29,9 @@ the validation set about ten times (its learning curve) and the held-out test sp
 figure is the result, the validation figures are for the choices and the plateau check.
 
 A run checkpoints every tenth of its budget and an interrupted study, started again, resumes each unfinished run
-from its newest checkpoint and skips finished ones. Each finished run writes `runs/<name>.json` under --results_dir
+from its newest checkpoint and skips finished ones. `--finish_by` (a UTC time) starts only runs expected to end
+before it, by their arm's speed in the records: on a machine that goes away at a known time, a run cut off there
+would lose its checkpoints with it. Each finished run writes `runs/<name>.json` under --results_dir
 (and, with --commit_records, commits it with its log at once). `--aggregate_only` rebuilds the tables (`results.md`)
 and the plots from the records; records of different model or training code are refused unless
 --allow_mixed_commits.
@@ -141,6 +143,7 @@ class StudySettings:
     outputs_dir: str = "outputs/data_efficiency"
     commit_records: bool = False
     allow_dirty: bool = False
+    finish_by: str | None = None  # ISO 8601, UTC unless it names a zone
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -182,6 +185,23 @@ def check_settings(settings: StudySettings) -> None:
         raise UserInputError(f"--evaluations={settings.evaluations} must be at least 1.")
     if settings.jobs < 1 or settings.threads < 1:
         raise UserInputError(f"--jobs={settings.jobs} and --threads={settings.threads} must be at least 1.")
+    if settings.finish_by is not None:
+        finish_time(settings.finish_by)
+
+
+def finish_time(text: str) -> datetime.datetime:
+    """`--finish_by` as an aware time (UTC unless it names a zone); refused when it is not a time or has passed."""
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserInputError(
+            f"--finish_by={text!r} must be a date and time in ISO 8601, UTC unless it names a zone, "
+            "e.g. 2026-12-04T12:10."
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+    if when <= datetime.datetime.now(datetime.timezone.utc):
+        raise UserInputError(f"--finish_by={text!r} has passed: give a time to come.")
+    return when
 
 
 def base_epochs(settings: StudySettings) -> dict[int, int]:
@@ -374,6 +394,50 @@ def store_weights_under_the_model_s_names(checkpoint: str) -> None:
     os.replace(path + ".tmp", path)  # written whole, then swapped in
 
 
+def progress(output_dir: str) -> float:
+    """The share of a run its newest whole checkpoint holds (0 without one), from Trainer's trainer_state.json."""
+    from dems_training.outputs import complete_checkpoints
+
+    checkpoints = complete_checkpoints(output_dir) if os.path.isdir(output_dir) else []
+    if not checkpoints:
+        return 0.0
+    with open(os.path.join(checkpoints[-1], "trainer_state.json"), encoding="utf-8") as f:
+        state = json.load(f)
+    return state["global_step"] / state["max_steps"]
+
+
+def seconds_needed(run: RunSpec, images_per_second: dict[str, float], classes: int, done: float = 0.0) -> float | None:
+    """Seconds `run` still needs at its arm's speed, or at the speed of the arm whose rate it takes (the same model),
+    None where no record gives one; `done` is its share already run."""
+    speed = images_per_second.get(run.arm) or images_per_second.get(ARMS[run.arm].rate_of)
+    if not speed:
+        return None
+    return (1 - done) * run.samples_per_class * classes * run.epochs / speed
+
+
+def arm_speeds(records: list[dict], threads: int) -> dict[str, float]:
+    """Each arm's median training speed (images per second) over its records at `threads` threads."""
+    speeds: dict[str, list[float]] = {}
+    for record in records:
+        if record.get("images_per_second") and record.get("threads", threads) == threads:
+            speeds.setdefault(record["arm"], []).append(record["images_per_second"])
+    return {arm: sorted(values)[len(values) // 2] for arm, values in speeds.items()}
+
+
+# An estimate from the records' speeds is an average over quiet and busy hours: leave a run this much room.
+FINISH_MARGIN = 1.15
+
+
+def next_run(pending: list[RunSpec], seconds: dict[str, float | None], seconds_left: float | None) -> RunSpec | None:
+    """The first pending run (the plan's order) expected to end in `seconds_left` (None: no limit); a run with no
+    estimate is started."""
+    for run in pending:
+        needed = seconds[run.name]
+        if seconds_left is None or needed is None or FINISH_MARGIN * needed <= seconds_left:
+            return run
+    return None
+
+
 def run_one(settings: StudySettings, run: RunSpec, context: dict, log) -> dict:
     """Train one run (resuming its newest checkpoint if an earlier study was stopped) and return its record."""
     import torch
@@ -487,13 +551,41 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
             break
         log(f"{len(todo)} run(s) to do ({'learning-rate grid' if rates is None else 'comparison'}); records in "
             f"{os.path.join(settings.results_dir, 'runs')}")
-        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-            list(pool.map(work, todo))
+        left = run_until(settings, todo, records, context, work)
+        if left:
+            log(f"{len(left)} run(s) left for a later start, each expected to end after --finish_by="
+                f"{settings.finish_by}: {', '.join(run.name for run in left)}")
+            break
     all_records = read_records(settings.results_dir)
     from benchmarks.study_report import write_report
 
     write_report(all_records, settings, allow_mixed_commits=False)
     return all_records
+
+
+def run_until(settings: StudySettings, todo: list[RunSpec], records: dict[str, dict], context: dict, work) -> list:
+    """Run `todo` in order, `settings.jobs` at a time, each job taking the next run that fits before --finish_by;
+    return the runs left."""
+    finish = finish_time(settings.finish_by).timestamp() if settings.finish_by else None
+    speeds = arm_speeds(list(records.values()), settings.threads)
+    seconds = {run.name: seconds_needed(run, speeds, context["classes"], progress(
+        os.path.join(REPO, settings.outputs_dir, settings.dataset, run.name))) for run in todo}
+    pending = list(todo)
+    lock = threading.Lock()
+
+    def job() -> None:
+        while True:
+            with lock:
+                run = next_run(pending, seconds, None if finish is None else finish - time.time())
+                if run is None:
+                    return
+                pending.remove(run)
+            work(run)
+
+    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+        for future in [pool.submit(job) for _ in range(settings.jobs)]:
+            future.result()
+    return pending
 
 
 def read_records(results_dir: str) -> list[dict]:
@@ -531,6 +623,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--outputs_dir", default=defaults.outputs_dir, help="where the runs' model folders go")
     parser.add_argument("--commit_records", action="store_true", help="git-commit each record and log when written")
     parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
+    parser.add_argument("--finish_by", help="start only runs expected to end before this UTC time (ISO 8601), "
+                        "e.g. when the machine goes away then")
     parser.add_argument("--allow_mixed_commits", action="store_true",
                         help="aggregate records of different model or training code")
     parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")

@@ -3,6 +3,7 @@ at the ends), its refusals (settings, uncommitted code, records of mixed commits
 known values, and a small study on digits end to end: records with every key, a rerun of a record's command that
 gives its test top-1 again, and a second start that trains nothing."""
 
+import datetime
 import json
 import os
 import shlex
@@ -107,6 +108,8 @@ def test_a_run_is_resumable_seeded_validated_and_the_vit_wide_is_wider():
         ({"grid_learning_rates": [0.0]}, "--grid_learning_rates=[0.0]"),
         ({"evaluations": 0}, "--evaluations=0"),
         ({"grid_epochs": 0}, "--grid_epochs=0"),
+        ({"finish_by": "noon"}, "--finish_by='noon' must be a date and time in ISO 8601"),
+        ({"finish_by": "2020-01-01T12:00"}, "--finish_by='2020-01-01T12:00' has passed"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(change, fragment):
@@ -293,3 +296,45 @@ def test_a_vit_run_resumes_exactly_once_the_runner_has_renamed_its_checkpoint(tm
     assert renamed.keys() == final.keys() and all(torch.equal(renamed[k], final[k]) for k in final)
     not_renamed = resumed(rename=False)
     assert not all(torch.equal(not_renamed[k], final[k]) for k in final)
+
+
+def test_with_a_finish_time_only_runs_expected_to_end_before_it_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_efficiency, "REPO", str(tmp_path))
+    long, short, unknown = (RunSpec("dems", 60, 0, 1600, 2e-3), RunSpec("vit", 60, 0, 100, 1e-3),
+                            RunSpec("vit-wide", 60, 0, 100, 5e-4))
+    # DEMS at 200 images/s (the median of 100, 200, 300): 600 images x 1600 epochs = 4,800 s; the ViT 600 x 100 at
+    # 600 images/s = 100 s; the wide ViT has no record, so no estimate, and starts.
+    records = {f"r{i}": {"arm": arm, "images_per_second": speed, "threads": 1}
+               for i, (arm, speed) in enumerate([("dems", 100.0), ("dems", 300.0), ("dems", 200.0), ("vit", 600.0)])}
+    finish_by = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+    settings = StudySettings(**{**SMALL.__dict__, "finish_by": finish_by, "jobs": 1})
+    started = []
+    left = data_efficiency.run_until(settings, [long, short, unknown], records, {"classes": 10}, started.append)
+    assert started == [short, unknown]
+    assert left == [long]
+    started.clear()
+    settings = StudySettings(**{**SMALL.__dict__, "jobs": 2})
+    assert data_efficiency.run_until(settings, [long, short], records, {"classes": 10}, started.append) == []
+    assert sorted(run.name for run in started) == sorted([long.name, short.name])
+
+
+def test_the_estimate_counts_what_a_checkpoint_holds_and_leaves_a_margin(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+    from transformers import TrainerState
+
+    run = RunSpec("dems", 60, 0, 1600, 2e-3)
+    assert data_efficiency.seconds_needed(run, {"dems": 240.0}, classes=10) == 4000.0  # 960,000 images at 240/s
+    assert data_efficiency.seconds_needed(run, {"dems": 240.0}, classes=10, done=0.25) == 3000.0
+    assert data_efficiency.seconds_needed(run, {"vit": 240.0}, classes=10) is None
+    ablation = RunSpec("dems-constant", 60, 0, 1600, 2e-3)  # the same model as DEMS's: DEMS's speed
+    assert data_efficiency.seconds_needed(ablation, {"dems": 240.0}, classes=10) == 4000.0
+    checkpoint = tmp_path / "run" / "checkpoint-30"
+    checkpoint.mkdir(parents=True)
+    save_file({"weight": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    TrainerState(global_step=30, max_steps=120).save_to_json(str(checkpoint / "trainer_state.json"))
+    assert data_efficiency.progress(str(tmp_path / "run")) == 0.25
+    assert data_efficiency.progress(str(tmp_path / "none")) == 0.0
+    # 1,000 s of work needs 1,150 s with the margin: it fits in 1,150 s, not in 1,149
+    assert data_efficiency.next_run([run], {run.name: 1000.0}, seconds_left=1150.0) == run
+    assert data_efficiency.next_run([run], {run.name: 1000.0}, seconds_left=1149.0) is None
