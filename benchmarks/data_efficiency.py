@@ -10,7 +10,9 @@ can be rerun. The study, in the order it runs:
    `--grid_epochs`, which keeps the grid as it ran when that size's budget doubles after it.
 2. **Plateau check.** Seed 0 of DEMS and the matched ViT at the sizes of `--plateau_samples_per_class`, at the
    size's budget and at twice it: the budget holds when doubling it moves validation top-1 by less than
-   `--plateau_tolerance` points.
+   `--plateau_tolerance` points. Where either arm fails, the size's budget doubles (`--epochs`) for every arm; an
+   arm whose records already show its plateau at a smaller budget (b against 2b, with 2b no more than the new
+   budget) gets no 2x run of the doubled one.
 3. **Comparison.** Every arm at every size, `--seeds` seeds (`--few_seeds` for the equal-compute ViT and the
    ablation, which runs at the smallest and largest size only). Seed by seed, so that a study stopped early holds
    whole comparisons.
@@ -31,7 +33,8 @@ figure is the result, the validation figures are for the choices and the plateau
 A run checkpoints every tenth of its budget and an interrupted study, started again, resumes each unfinished run
 from its newest checkpoint and skips finished ones. `--finish_by` (a UTC time) starts only runs expected to end
 before it, by their arm's speed in the records: on a machine that goes away at a known time, a run cut off there
-would lose its checkpoints with it. Each finished run writes `runs/<name>.json` under --results_dir
+would lose its checkpoints with it. `--only` names runs of the plan to train, in that order, whatever their length
+(one longer than a session resumes in the next). Each finished run writes `runs/<name>.json` under --results_dir
 (and, with --commit_records, commits it with its log at once). `--aggregate_only` rebuilds the tables (`results.md`)
 and the plots from the records; records of different model or training code are refused unless
 --allow_mixed_commits.
@@ -143,6 +146,7 @@ class StudySettings:
     commit_records: bool = False
     allow_dirty: bool = False
     finish_by: str | None = None  # ISO 8601, UTC unless it names a zone
+    only: list[str] = field(default_factory=list)  # run names: train these planned runs alone, whatever --finish_by
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -244,15 +248,35 @@ def chosen_learning_rates(settings: StudySettings, records: dict[str, dict]) -> 
     return chosen
 
 
-def comparison_runs(settings: StudySettings, rates: dict[str, float]) -> list[RunSpec]:
-    """The plateau check first (its 1x runs are also the comparison's seed-0 runs), then seed by seed."""
+def plateau_shown_at(settings: StudySettings, records: dict[str, dict], run: RunSpec) -> int | None:
+    """The smaller budget at which seed 0 of `run`'s arm already reached its plateau, at `run`'s size and rate: the
+    budget b whose doubling moved validation top-1 by less than the tolerance, with 2b no more than `run`'s epochs.
+    None when no such pair of records exists. A size's budget doubles when either arm fails; an arm that had passed
+    already needs no 2x run of the doubled budget (skipping it can only understate that arm)."""
+    b = run.epochs // 2
+    while b >= 1:
+        one = records.get(RunSpec(run.arm, run.samples_per_class, 0, b, run.learning_rate).name)
+        two = records.get(RunSpec(run.arm, run.samples_per_class, 0, 2 * b, run.learning_rate).name)
+        if one and two and abs(100 * (two["val_top1"] - one["val_top1"])) < settings.plateau_tolerance:
+            return b
+        b //= 2
+    return None
+
+
+def comparison_runs(settings: StudySettings, rates: dict[str, float],
+                    records: dict[str, dict] | None = None) -> list[RunSpec]:
+    """The plateau check first (its 1x runs are also the comparison's seed-0 runs; its 2x runs unless `records` show
+    the arm's plateau at a smaller budget), then seed by seed."""
     epochs = base_epochs(settings)
     sizes = sorted(settings.samples_per_class)
     runs = []
     for k in sorted(settings.plateau_samples_per_class):
         for arm in settings.plateau_arms:
             if arm in settings.arms:
-                runs += [RunSpec(arm, k, 0, epochs[k], rates[arm]), RunSpec(arm, k, 0, 2 * epochs[k], rates[arm])]
+                budget = RunSpec(arm, k, 0, epochs[k], rates[arm])
+                runs.append(budget)
+                if plateau_shown_at(settings, records or {}, budget) is None:
+                    runs.append(RunSpec(arm, k, 0, 2 * epochs[k], rates[arm]))
     for seed in sorted(set(settings.seeds) | set(settings.few_seeds)):
         for k in sizes:
             for arm in settings.arms:
@@ -520,8 +544,8 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
     while True:
         records = {r["name"]: r for r in read_records(settings.results_dir) if same_training_code(r["commit"], commit)}
         rates = chosen_learning_rates(settings, records)
-        planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates)
-        todo = [run for run in planned if run.name not in records]
+        planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates, records)
+        todo = runs_to_do(settings, planned, records)
         if not todo:
             break
         log(f"{len(todo)} run(s) to do ({'learning-rate grid' if rates is None else 'comparison'}); records in "
@@ -538,10 +562,24 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
     return all_records
 
 
+def runs_to_do(settings: StudySettings, planned: list[RunSpec], records: dict[str, dict]) -> list[RunSpec]:
+    """The planned runs without a record, in the plan's order; with --only, the named ones alone, in the order
+    given. A name outside the plan is refused."""
+    todo = [run for run in planned if run.name not in records]
+    if not settings.only:
+        return todo
+    unplanned = [name for name in settings.only if name not in {run.name for run in planned}]
+    if unplanned:
+        raise UserInputError(f"--only={' '.join(unplanned)}: not a run of the plan now in force; its runs: "
+                             f"{', '.join(run.name for run in planned)}")
+    return sorted((run for run in todo if run.name in settings.only), key=lambda run: settings.only.index(run.name))
+
+
 def run_until(settings: StudySettings, todo: list[RunSpec], records: dict[str, dict], context: dict, work) -> list:
     """Run `todo` in order, `settings.jobs` at a time, each job taking the next run that fits before --finish_by;
     return the runs left."""
-    finish = finish_time(settings.finish_by).timestamp() if settings.finish_by else None
+    # --only names runs to train whatever their length (one longer than a session resumes in the next)
+    finish = finish_time(settings.finish_by).timestamp() if settings.finish_by and not settings.only else None
     speeds = arm_speeds(list(records.values()), settings.threads)
     seconds = {run.name: seconds_needed(run, speeds, context["classes"], progress(
         os.path.join(REPO, settings.outputs_dir, settings.dataset, run.name))) for run in todo}
@@ -589,6 +627,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--grid_epochs", type=int, help="the grid's budget (default: its size's); keep it when "
                         "that size's budget doubles after the grid")
     parser.add_argument("--plateau_samples_per_class", type=int, nargs="*", default=defaults.plateau_samples_per_class)
+    parser.add_argument("--plateau_tolerance", type=float, default=defaults.plateau_tolerance,
+                        help="a budget holds when doubling it moves validation top-1 by less (points)")
     parser.add_argument("--validation_samples_per_class", type=int, default=defaults.validation_samples_per_class)
     parser.add_argument("--global_batch_size", type=int, default=defaults.global_batch_size)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=defaults.device)
@@ -600,6 +640,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
     parser.add_argument("--finish_by", help="start only runs expected to end before this UTC time (ISO 8601), "
                         "e.g. when the machine goes away then")
+    parser.add_argument("--only", nargs="+", default=[],
+                        help="train only these runs of the plan (by name), in this order, whatever --finish_by says")
     parser.add_argument("--allow_mixed_commits", action="store_true",
                         help="aggregate records of different model or training code")
     parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")

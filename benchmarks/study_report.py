@@ -93,7 +93,10 @@ def grid_table(study: StudyRecords) -> list[str]:
 
 def plateau_table(study: StudyRecords) -> list[str]:
     """Every doubling that seed 0 of a plateau arm has run at its chosen rate: the check of each size's budget, and
-    the failed checks of budgets it has doubled from (marked); a budget whose 2x run is missing shows as pending."""
+    the failed checks of budgets it has doubled from (marked); a budget whose 2x run is missing shows as pending, or
+    as not run where a smaller budget already showed the arm's plateau (`plateau_shown_at`)."""
+    from benchmarks.data_efficiency import RunSpec, plateau_shown_at
+
     settings = study.settings
     lines = ["| arm | training images | epochs | validation top-1 | at 2x the epochs | change | plateau |",
              "|---|---|---|---|---|---|---|"]
@@ -108,7 +111,9 @@ def plateau_table(study: StudyRecords) -> list[str]:
                          f"{100 * one['val_top1']:.2f} |")
                 if two is None:
                     if epochs == study.epochs.get(k):
-                        lines.append(f"{start} (no 2x record yet) | | |")
+                        shown = plateau_shown_at(settings, study.by_name, RunSpec(name, k, 0, epochs, rate))
+                        lines.append(f"{start} (no 2x record yet) | | |" if shown is None else
+                                     f"{start} not run: shown at {shown} -> {2 * shown} | | yes |")
                     continue
                 change = 100 * (two["val_top1"] - one["val_top1"])
                 verdict = "yes" if abs(change) < settings.plateau_tolerance else "**no**"

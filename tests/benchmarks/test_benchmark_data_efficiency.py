@@ -99,6 +99,43 @@ def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
     assert seeds == sorted(seeds)
 
 
+def test_an_arm_whose_plateau_showed_at_a_smaller_budget_gets_no_2x_run_of_the_doubled_one(tmp_path):
+    # The study's 600 images: DEMS passed 1,600 -> 3,200 (79.32 -> 79.68, +0.36); the ViT failed (79.42 -> 80.82,
+    # +1.40), so the budget doubled to 3,200 for both, and only the ViT needs 6,400.
+    doubled = StudySettings(**{**SMALL.__dict__, "epochs": [3200, 250, 80], "results_dir": str(tmp_path)})
+    rates = {"dems": 2e-3, "vit": 1e-3, "vit-wide": 5e-4, "dems-constant": 2e-3}
+    checks = [record(RunSpec("dems", 60, 0, 1600, 2e-3), val_top1=0.7932),
+              record(RunSpec("dems", 60, 0, 3200, 2e-3), val_top1=0.7968),
+              record(RunSpec("vit", 60, 0, 1600, 1e-3), val_top1=0.7942),
+              record(RunSpec("vit", 60, 0, 3200, 1e-3), val_top1=0.8082)]
+    records = {r["name"]: r for r in checks}
+    assert data_efficiency.plateau_shown_at(doubled, records, RunSpec("dems", 60, 0, 3200, 2e-3)) == 1600
+    assert data_efficiency.plateau_shown_at(doubled, records, RunSpec("vit", 60, 0, 3200, 1e-3)) is None
+    assert data_efficiency.plateau_shown_at(doubled, records, RunSpec("dems", 60, 0, 3200, 1e-3)) is None  # rate
+    planned = [(r.arm, r.epochs) for r in comparison_runs(doubled, rates, records) if r.samples_per_class == 60
+               and r.seed == 0 and r.arm in ("dems", "vit")]
+    assert planned == [("dems", 3200), ("vit", 3200), ("vit", 6400)]
+    assert ("dems", 6400) in [(r.arm, r.epochs) for r in comparison_runs(doubled, rates)]  # no records: both
+    grid = [record(r, 0.70 + (0.01 if r.learning_rate == rates[r.arm] else 0.0))
+            for r in grid_runs(StudySettings(**{**SMALL.__dict__, "grid_learning_rates": [5e-4, 1e-3, 2e-3]}))]
+    lines = open(study_report.write_report(grid + checks, doubled)).read().splitlines()
+    assert "| DEMS-ViT | 600 | 1600 | 79.32 | 79.68 | +0.36 | yes (an earlier budget, doubled since) |" in lines
+    assert "| DEMS-ViT | 600 | 3200 | 79.68 | not run: shown at 1600 -> 3200 | | yes |" in lines
+    assert "| ViT, same width and depth | 600 | 3200 | 80.82 | (no 2x record yet) | | |" in lines
+
+
+def test_only_trains_the_named_runs_in_the_order_given_and_refuses_a_name_outside_the_plan():
+    plan = [RunSpec("dems", 60, 0, 400, 1e-3), RunSpec("vit", 60, 0, 400, 1e-3), RunSpec("vit", 60, 0, 800, 1e-3)]
+    done = {plan[1].name: record(plan[1])}
+    assert data_efficiency.runs_to_do(SMALL, plan, done) == [plan[0], plan[2]]
+    only = StudySettings(**{**SMALL.__dict__, "only": [plan[2].name, plan[1].name, plan[0].name]})
+    assert data_efficiency.runs_to_do(only, plan, done) == [plan[2], plan[0]]  # the given order; plan[1] is done
+    typo = StudySettings(**{**SMALL.__dict__, "only": ["vit-k60-s0-e800-lr0.01"]})
+    with pytest.raises(UserInputError, match=r"--only=vit-k60-s0-e800-lr0.01: not a run of the plan now in force; "
+                                             r"its runs: dems-k60-s0-e400-lr0.001, "):
+        data_efficiency.runs_to_do(typo, plan, done)
+
+
 def test_a_run_is_resumable_seeded_validated_and_the_vit_wide_is_wider():
     run = RunSpec("vit-wide", 60, 2, 400, 1e-3)
     arguments = train_arguments(SMALL, run, "outputs/x")
@@ -287,6 +324,10 @@ def test_with_a_finish_time_only_runs_expected_to_end_before_it_start(tmp_path, 
     left = data_efficiency.run_until(settings, [long, short, unknown], records, {"classes": 10}, started.append)
     assert started == [short, unknown]
     assert left == [long]
+    started.clear()
+    only = StudySettings(**{**settings.__dict__, "only": [long.name]})  # --only: whatever --finish_by says
+    assert data_efficiency.run_until(only, [long], records, {"classes": 10}, started.append) == []
+    assert started == [long]
     started.clear()
     settings = StudySettings(**{**SMALL.__dict__, "jobs": 2})
     assert data_efficiency.run_until(settings, [long, short], records, {"classes": 10}, started.append) == []
