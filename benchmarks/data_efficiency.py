@@ -144,6 +144,7 @@ class StudySettings:
     commit_records: bool = False
     allow_dirty: bool = False
     finish_by: str | None = None  # ISO 8601, UTC unless it names a zone
+    only: list[str] = field(default_factory=list)  # run names: train these planned runs alone, whatever --finish_by
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -547,6 +548,13 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
         rates = chosen_learning_rates(settings, records)
         planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates)
         todo = [run for run in planned if run.name not in records]
+        if settings.only:
+            unplanned = sorted(set(settings.only) - {run.name for run in planned})
+            if unplanned:
+                raise UserInputError(f"--only={' '.join(unplanned)}: not a run of this plan "
+                                     f"({'learning-rate grid' if rates is None else 'comparison'}); its runs: "
+                                     f"{', '.join(run.name for run in planned)}")
+            todo = [run for run in todo if run.name in settings.only]
         if not todo:
             break
         log(f"{len(todo)} run(s) to do ({'learning-rate grid' if rates is None else 'comparison'}); records in "
@@ -566,7 +574,8 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
 def run_until(settings: StudySettings, todo: list[RunSpec], records: dict[str, dict], context: dict, work) -> list:
     """Run `todo` in order, `settings.jobs` at a time, each job taking the next run that fits before --finish_by;
     return the runs left."""
-    finish = finish_time(settings.finish_by).timestamp() if settings.finish_by else None
+    # --only names runs to train whatever their length (one longer than a session resumes in the next)
+    finish = finish_time(settings.finish_by).timestamp() if settings.finish_by and not settings.only else None
     speeds = arm_speeds(list(records.values()), settings.threads)
     seconds = {run.name: seconds_needed(run, speeds, context["classes"], progress(
         os.path.join(REPO, settings.outputs_dir, settings.dataset, run.name))) for run in todo}
@@ -625,6 +634,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
     parser.add_argument("--finish_by", help="start only runs expected to end before this UTC time (ISO 8601), "
                         "e.g. when the machine goes away then")
+    parser.add_argument("--only", nargs="+", default=[], help="train only these runs of the plan (by name), "
+                        "whatever --finish_by says")
     parser.add_argument("--allow_mixed_commits", action="store_true",
                         help="aggregate records of different model or training code")
     parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")
