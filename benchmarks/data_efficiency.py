@@ -554,7 +554,8 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
                 raise UserInputError(f"--only={' '.join(unplanned)}: not a run of this plan "
                                      f"({'learning-rate grid' if rates is None else 'comparison'}); its runs: "
                                      f"{', '.join(run.name for run in planned)}")
-            todo = [run for run in todo if run.name in settings.only]
+            todo = sorted((run for run in todo if run.name in settings.only),
+                          key=lambda run: settings.only.index(run.name))
         if not todo:
             break
         log(f"{len(todo)} run(s) to do ({'learning-rate grid' if rates is None else 'comparison'}); records in "
@@ -634,8 +635,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StudySettings, argparse.N
     parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted training code (marked)")
     parser.add_argument("--finish_by", help="start only runs expected to end before this UTC time (ISO 8601), "
                         "e.g. when the machine goes away then")
-    parser.add_argument("--only", nargs="+", default=[], help="train only these runs of the plan (by name), "
-                        "whatever --finish_by says")
+    parser.add_argument("--only", nargs="+", default=[],
+                        help="train only these runs of the plan (by name), in this order, whatever --finish_by says")
     parser.add_argument("--allow_mixed_commits", action="store_true",
                         help="aggregate records of different model or training code")
     parser.add_argument("--quick", action="store_true", help="digits, tiny budgets: a few minutes on a CPU")
