@@ -246,15 +246,35 @@ def chosen_learning_rates(settings: StudySettings, records: dict[str, dict]) -> 
     return chosen
 
 
-def comparison_runs(settings: StudySettings, rates: dict[str, float]) -> list[RunSpec]:
-    """The plateau check first (its 1x runs are also the comparison's seed-0 runs), then seed by seed."""
+def plateau_shown_at(settings: StudySettings, records: dict[str, dict], run: RunSpec) -> int | None:
+    """The smaller budget at which seed 0 of `run`'s arm already reached its plateau, at `run`'s size and rate: the
+    budget b whose doubling moved validation top-1 by less than the tolerance, with 2b no more than `run`'s epochs.
+    None when no such pair of records exists. A size's budget doubles when either arm fails; an arm that had passed
+    already needs no 2x run of the doubled budget (skipping it can only understate that arm)."""
+    b = run.epochs // 2
+    while b >= 1:
+        one = records.get(RunSpec(run.arm, run.samples_per_class, 0, b, run.learning_rate).name)
+        two = records.get(RunSpec(run.arm, run.samples_per_class, 0, 2 * b, run.learning_rate).name)
+        if one and two and abs(100 * (two["val_top1"] - one["val_top1"])) < settings.plateau_tolerance:
+            return b
+        b //= 2
+    return None
+
+
+def comparison_runs(settings: StudySettings, rates: dict[str, float],
+                    records: dict[str, dict] | None = None) -> list[RunSpec]:
+    """The plateau check first (its 1x runs are also the comparison's seed-0 runs; its 2x runs unless `records` show
+    the arm's plateau at a smaller budget), then seed by seed."""
     epochs = base_epochs(settings)
     sizes = sorted(settings.samples_per_class)
     runs = []
     for k in sorted(settings.plateau_samples_per_class):
         for arm in settings.plateau_arms:
             if arm in settings.arms:
-                runs += [RunSpec(arm, k, 0, epochs[k], rates[arm]), RunSpec(arm, k, 0, 2 * epochs[k], rates[arm])]
+                budget = RunSpec(arm, k, 0, epochs[k], rates[arm])
+                runs.append(budget)
+                if plateau_shown_at(settings, records or {}, budget) is None:
+                    runs.append(RunSpec(arm, k, 0, 2 * epochs[k], rates[arm]))
     for seed in sorted(set(settings.seeds) | set(settings.few_seeds)):
         for k in sizes:
             for arm in settings.arms:
@@ -546,7 +566,7 @@ def run_study(settings: StudySettings, log=print) -> list[dict]:
     while True:
         records = {r["name"]: r for r in read_records(settings.results_dir) if same_training_code(r["commit"], commit)}
         rates = chosen_learning_rates(settings, records)
-        planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates)
+        planned = grid_runs(settings) if rates is None else comparison_runs(settings, rates, records)
         todo = [run for run in planned if run.name not in records]
         if settings.only:
             unplanned = sorted(set(settings.only) - {run.name for run in planned})
