@@ -175,10 +175,10 @@ def plot_curves(study: StudyRecords, path: str) -> None:
         for index, (name, arm) in enumerate(study.arms.items()):
             curves = [r["curve"] for r in runs if r["arm"] == name and r["train_images"] == size]
             for number, curve in enumerate(curves):
-                axis.plot([p["images_seen"] for p in curve], [100 * p["val_top1"] for p in curve], color=f"C{index}",
-                          alpha=0.8, linewidth=1.2, label=arm.label if number == 0 else None)
+                axis.plot([p["images_seen"] / 1e6 for p in curve], [100 * p["val_top1"] for p in curve],
+                          color=f"C{index}", alpha=0.8, linewidth=1.2, label=arm.label if number == 0 else None)
         axis.set_title(f"{size:,} training images")
-        axis.set_xlabel("images seen")
+        axis.set_xlabel("images seen (millions)")
         axis.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("validation top-1 (%), one line per seed")
     axes[0][0].legend(fontsize=8, loc="lower right")
