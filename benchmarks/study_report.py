@@ -151,6 +151,23 @@ def paired_differences(study: StudyRecords, arm: str, other: str) -> list[str]:
     return lines
 
 
+def dropped_sizes_table(study: StudyRecords) -> list[str]:
+    """The records, at the chosen rates, of training-set sizes the plan no longer holds (a size dropped when its
+    budget outgrew the machine): kept in view, out of every other table, since no plateau was shown for them."""
+    kept = set(study.settings.samples_per_class)
+    dropped = [r for r in study.by_name.values() if r["samples_per_class"] not in kept
+               and r["arm"] in study.rates and r["peak_lr"] == study.rates[r["arm"]]]
+    if not dropped:
+        return []
+    order = list(study.arms)
+    lines = ["## Sizes dropped from the plan: their records at the chosen rates (no plateau shown)", "",
+             "| arm | training images | epochs | seed | validation top-1 | test top-1 |", "|---|---|---|---|---|---|"]
+    for r in sorted(dropped, key=lambda r: (r["train_images"], order.index(r["arm"]), r["epochs"], r["seed"])):
+        lines.append(f"| {study.arms[r['arm']].label} | {r['train_images']:,} | {r['epochs']} | {r['seed']} | "
+                     f"{100 * r['val_top1']:.2f} | {100 * r['test_top1']:.2f} |")
+    return [*lines, ""]
+
+
 def budget_table(study: StudyRecords, records: list[dict]) -> list[str]:
     lines = ["| training images | epochs | images seen |", "|---|---|---|"]
     for k, epochs in sorted(study.epochs.items()):
@@ -258,6 +275,7 @@ def write_report(records: list[dict], settings, allow_mixed_commits: bool = Fals
         "",
         *budget_table(study, records),
         "",
+        *dropped_sizes_table(study),
     ]
     os.makedirs(settings.results_dir, exist_ok=True)
     path = os.path.join(settings.results_dir, "results.md")

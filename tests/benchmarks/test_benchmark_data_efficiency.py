@@ -245,6 +245,24 @@ def test_report_pairs_seeds_counts_wins_and_checks_the_plateau(tmp_path):
         assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_size_dropped_from_the_plan_keeps_its_records_at_the_chosen_rates_in_a_table_of_its_own(tmp_path):
+    rates_won = {"dems": 1e-3, "vit": 1e-3, "vit-wide": 1e-3}
+    grid = [record(r, 0.70 + (0.01 if r.learning_rate == rates_won[r.arm] else 0.0)) for r in grid_runs(SMALL)]
+    at_600 = [record(RunSpec("vit", 600, 0, 160, 1e-3), val_top1=0.8714, test_top1=0.8572),
+              record(RunSpec("dems", 600, 0, 80, 1e-3), val_top1=0.8492, test_top1=0.8391),
+              record(RunSpec("vit", 600, 0, 80, 2e-3), val_top1=0.60)]  # another rate: left out
+    heading = "## Sizes dropped from the plan: their records at the chosen rates (no plateau shown)"
+    full = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path / "full")})
+    assert heading not in open(study_report.write_report(grid + at_600, full)).read()  # 600 still planned
+    dropped = StudySettings(**{**SMALL.__dict__, "samples_per_class": [60, 120], "epochs": [400, 250],
+                               "results_dir": str(tmp_path / "dropped")})
+    text = open(study_report.write_report(grid + at_600, dropped)).read()
+    table = text[text.index(heading):].splitlines()
+    assert table[4:] == ["| DEMS-ViT | 6,000 | 80 | 0 | 84.92 | 83.91 |",
+                         "| ViT, same width and depth | 6,000 | 160 | 0 | 87.14 | 85.72 |"]
+    assert "6,000" not in text[:text.index(heading)]  # out of the comparison's tables
+
+
 def test_a_rate_chosen_at_the_grid_s_edge_is_marked_as_such(tmp_path):
     settings = StudySettings(**{**SMALL.__dict__, "results_dir": str(tmp_path)})
     validation = {5e-4: 0.75, 1e-3: 0.74, 2e-3: 0.70}  # every arm's best is the smallest rate
