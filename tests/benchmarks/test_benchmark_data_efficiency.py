@@ -77,10 +77,12 @@ def test_the_plateau_table_keeps_a_failed_check_beside_the_doubled_budget_s(tmp_
                 record(RunSpec("dems", 60, 0, 800, 1e-3), val_top1=0.7774),
                 record(RunSpec("vit", 60, 0, 800, 1e-3), val_top1=0.77)]  # its 1,600 has not run
     lines = open(study_report.write_report(records, doubled)).read().splitlines()
-    assert "| DEMS-ViT | 600 | 400 | 75.42 | 77.74 | +2.32 | **no** (an earlier budget, doubled since) |" in lines
-    assert "| DEMS-ViT | 600 | 800 | 77.74 | (no 2x record yet) | | |" in lines
-    assert "| ViT, same width and depth | 600 | 800 | 77.00 | (no 2x record yet) | | |" in lines
-    assert "| DEMS-ViT | 1,200 | 250 | 71.00 | (no 2x record yet) | | |" in lines  # the grid's run at the chosen rate
+    assert ("| DEMS-ViT | 600 | 400 | 75.42 | 77.74 | +2.32 | **no** (an earlier budget, doubled since) "
+            "| 50.00 -> 50.00 |") in lines
+    assert "| DEMS-ViT | 600 | 800 | 77.74 | (no 2x record yet) | | | 50.00 |" in lines
+    assert "| ViT, same width and depth | 600 | 800 | 77.00 | (no 2x record yet) | | | 50.00 |" in lines
+    # the grid's run at the chosen rate
+    assert "| DEMS-ViT | 1,200 | 250 | 71.00 | (no 2x record yet) | | | 50.00 |" in lines
 
 
 def test_the_comparison_checks_the_plateau_first_then_goes_seed_by_seed():
@@ -104,10 +106,10 @@ def test_an_arm_whose_plateau_showed_at_a_smaller_budget_gets_no_2x_run_of_the_d
     # +1.40), so the budget doubled to 3,200 for both, and only the ViT needs 6,400.
     doubled = StudySettings(**{**SMALL.__dict__, "epochs": [3200, 250, 80], "results_dir": str(tmp_path)})
     rates = {"dems": 2e-3, "vit": 1e-3, "vit-wide": 5e-4, "dems-constant": 2e-3}
-    checks = [record(RunSpec("dems", 60, 0, 1600, 2e-3), val_top1=0.7932),
-              record(RunSpec("dems", 60, 0, 3200, 2e-3), val_top1=0.7968),
+    checks = [record(RunSpec("dems", 60, 0, 1600, 2e-3), val_top1=0.7932, test_top1=0.7884),
+              record(RunSpec("dems", 60, 0, 3200, 2e-3), val_top1=0.7968, test_top1=0.7877),
               record(RunSpec("vit", 60, 0, 1600, 1e-3), val_top1=0.7942),
-              record(RunSpec("vit", 60, 0, 3200, 1e-3), val_top1=0.8082)]
+              record(RunSpec("vit", 60, 0, 3200, 1e-3), val_top1=0.8082, test_top1=0.7949)]
     records = {r["name"]: r for r in checks}
     assert data_efficiency.plateau_shown_at(doubled, records, RunSpec("dems", 60, 0, 3200, 2e-3)) == 1600
     assert data_efficiency.plateau_shown_at(doubled, records, RunSpec("vit", 60, 0, 3200, 1e-3)) is None
@@ -119,9 +121,10 @@ def test_an_arm_whose_plateau_showed_at_a_smaller_budget_gets_no_2x_run_of_the_d
     grid = [record(r, 0.70 + (0.01 if r.learning_rate == rates[r.arm] else 0.0))
             for r in grid_runs(StudySettings(**{**SMALL.__dict__, "grid_learning_rates": [5e-4, 1e-3, 2e-3]}))]
     lines = open(study_report.write_report(grid + checks, doubled)).read().splitlines()
-    assert "| DEMS-ViT | 600 | 1600 | 79.32 | 79.68 | +0.36 | yes (an earlier budget, doubled since) |" in lines
-    assert "| DEMS-ViT | 600 | 3200 | 79.68 | not run: shown at 1600 -> 3200 | | yes |" in lines
-    assert "| ViT, same width and depth | 600 | 3200 | 80.82 | (no 2x record yet) | | |" in lines
+    assert ("| DEMS-ViT | 600 | 1600 | 79.32 | 79.68 | +0.36 | yes (an earlier budget, doubled since) "
+            "| 78.84 -> 78.77 |") in lines
+    assert "| DEMS-ViT | 600 | 3200 | 79.68 | not run: shown at 1600 -> 3200 | | yes | 78.77 |" in lines
+    assert "| ViT, same width and depth | 600 | 3200 | 80.82 | (no 2x record yet) | | | 79.49 |" in lines
 
 
 def test_only_trains_the_named_runs_in_the_order_given_and_refuses_a_name_outside_the_plan():
@@ -237,8 +240,8 @@ def test_report_pairs_seeds_counts_wins_and_checks_the_plateau(tmp_path):
     text = open(study_report.write_report(records, settings)).read()
     assert "| 600 | +5.00 (seed 0), -1.00 (seed 1), +8.00 (seed 2) | +4.00 | 2 of 3 |" in text
     assert "| DEMS-ViT | 78.00 ± 2.00 (n=3) |" in text  # 80, 76, 78: sd 2
-    assert "| DEMS-ViT | 600 | 400 | 50.00 | 50.30 | +0.30 | yes |" in text
-    assert "| ViT, same width and depth | 600 | 400 | 50.00 | 49.00 | -1.00 | **no** |" in text
+    assert "| DEMS-ViT | 600 | 400 | 50.00 | 50.30 | +0.30 | yes | 80.00 -> 50.00 |" in text
+    assert "| ViT, same width and depth | 600 | 400 | 50.00 | 49.00 | -1.00 | **no** | 75.00 -> 50.00 |" in text
     assert "| DEMS-ViT | 80.00 | 81.00 | 80.00 | 0.001 |" in text
     assert "| ViT, same width and depth | 70.00 | 71.00 | 70.00 | 0.001 |" in text  # inside the grid: no mark
     for picture in ("learning_curves.png", "top1_vs_size.png"):
